@@ -1,0 +1,72 @@
+# Every routine act of batchwire. Only Python 3.11+ and make are assumed: the first target
+# that needs tools creates .venv from requirements-dev.txt (and refreshes it when that changes).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+export PYTHONPATH := $(CURDIR)/functions:$(CURDIR)
+
+FN ?= SubmitterFunction
+EVENT ?= events/schedule.json
+PARAMS ?=
+
+.PHONY: help demo test lint format typecheck validate pytest invoke build bench clean
+
+help:
+	@echo "make demo       run the whole flow locally (moto server + local Slack stand-in)"
+	@echo "make test       lint, type-check, validate the template and run every test"
+	@echo "make invoke FN=<LogicalId> EVENT=<file> [PARAMS=\"Name=Value ...\"]"
+	@echo "                run one function in-process against AWS_ENDPOINT_URL (no Docker)"
+	@echo "make build      sam build (needs python3.13 on PATH)"
+	@echo "make bench      benchmarks against the naive baseline"
+
+$(STAMP): requirements-dev.txt functions/requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "batchwire needs Python 3.11 or newer; $(PYTHON) is older (set PYTHON=...)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing development tools into $(VENV) (first run takes about a minute)"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | { grep -v '^WARNING: Location' || true; }
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m devtools.demo
+
+test: lint typecheck validate pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+validate: $(STAMP)
+	$(BIN)/sam validate --lint --template template.yaml
+	$(BIN)/cfn-lint template.yaml
+
+pytest: $(STAMP)
+	$(BIN)/pytest -n 2
+
+invoke: $(STAMP)
+	@$(BIN)/python -m devtools.invoke "$(FN)" "$(EVENT)" --params "$(PARAMS)"
+
+build: $(STAMP)
+	@command -v python3.13 >/dev/null 2>&1 && python3.13 --version >/dev/null 2>&1 || \
+		{ echo "make build: sam build needs python3.13 on PATH for the python3.13 runtime (for example: pyenv shell 3.13.0)"; exit 1; }
+	$(BIN)/sam build
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,191 @@
+"""A local AWS for demos and integration tests: moto in server mode over real HTTP.
+
+The functions reach it through the standard ``AWS_ENDPOINT_URL`` variable, exactly as they
+reach AWS in production without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from devtools.template import load_template
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
+
+#: Credentials moto accepts; they never leave this machine.
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class LocalAws:
+    """A running moto server and the environment that points boto3 at it."""
+
+    endpoint_url: str
+
+    @property
+    def environ(self) -> dict[str, str]:
+        return {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint_url}
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            aws_session_token="testing",
+        )
+
+
+@contextmanager
+def moto_server() -> Iterator[LocalAws]:
+    """Start moto on a free loopback port; Batch jobs run without Docker (they succeed at once)."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        request = urllib.request.Request(
+            f"{endpoint}/moto-api/config",
+            data=json.dumps({"batch": {"use_docker": False}}).encode(),
+            method="POST",
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+        yield LocalAws(endpoint)
+    finally:
+        server.stop()
+
+
+@contextmanager
+def pointed_at(local: LocalAws) -> Iterator[None]:
+    """Point this process's boto3 at ``local`` for the duration of the block."""
+    saved = {name: os.environ.get(name) for name in local.environ}
+    os.environ.update(local.environ)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def provision_template_resources(local: LocalAws, template_path: Path) -> dict[str, str]:
+    """Create the template's tables, queues and topics in moto, named by logical id.
+
+    ``make invoke`` (like ``sam local invoke``) resolves a Ref to a resource to its logical
+    id, so the functions find these by the names their environment gives them.
+    Returns logical id -> physical identifier (table name, queue URL, topic ARN).
+    """
+    resources = load_template(template_path).get("Resources", {})
+    created: dict[str, str] = {}
+    dynamodb, sqs, sns = local.client("dynamodb"), local.client("sqs"), local.client("sns")
+    for logical_id, resource in resources.items():
+        kind = resource.get("Type")
+        props = resource.get("Properties", {})
+        if kind == "AWS::DynamoDB::Table":
+            dynamodb.create_table(
+                TableName=logical_id,
+                AttributeDefinitions=props["AttributeDefinitions"],
+                KeySchema=props["KeySchema"],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            created[logical_id] = logical_id
+        elif kind == "AWS::SQS::Queue":
+            attributes = {"FifoQueue": "true"} if props.get("FifoQueue") else {}
+            name = f"{logical_id}.fifo" if props.get("FifoQueue") else logical_id
+            created[logical_id] = sqs.create_queue(QueueName=name, Attributes=attributes)[
+                "QueueUrl"
+            ]
+        elif kind == "AWS::SNS::Topic":
+            created[logical_id] = sns.create_topic(Name=logical_id)["TopicArn"]
+    return created
+
+
+def create_batch_workload(
+    local: LocalAws, queue: str = "feeds", definitions: tuple[str, ...] = ("feedstream-Broadbean",)
+) -> dict[str, str]:
+    """A Batch Fargate compute environment, a job queue and job definitions, as in the README."""
+    ec2, iam, batch = local.client("ec2"), local.client("iam"), local.client("batch")
+    vpc_id = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    subnet_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.20.1.0/24")["Subnet"]["SubnetId"]
+    group_id = ec2.create_security_group(
+        GroupName="batchwire-jobs", Description="batchwire jobs", VpcId=vpc_id
+    )["GroupId"]
+    role_arn = iam.create_role(
+        RoleName="batchwire-batch-service",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "batch.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    environment_arn = batch.create_compute_environment(
+        computeEnvironmentName="batchwire-fargate",
+        type="MANAGED",
+        state="ENABLED",
+        computeResources={
+            "type": "FARGATE",
+            "maxvCpus": 16,
+            "subnets": [subnet_id],
+            "securityGroupIds": [group_id],
+        },
+        serviceRole=role_arn,
+    )["computeEnvironmentArn"]
+    queue_arn = batch.create_job_queue(
+        jobQueueName=queue,
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment_arn}],
+    )["jobQueueArn"]
+    created = {"jobQueue": queue_arn, "subnet": subnet_id, "securityGroup": group_id}
+    for name in definitions:
+        created[name] = batch.register_job_definition(
+            jobDefinitionName=name,
+            type="container",
+            platformCapabilities=["FARGATE"],
+            containerProperties={
+                "image": "public.ecr.aws/docker/library/python:3.13-slim",
+                "command": ["python", "-c", "print('hello from batchwire')"],
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": "0.25"},
+                    {"type": "MEMORY", "value": "512"},
+                ],
+                "executionRoleArn": role_arn,
+                "logConfiguration": {"logDriver": "awslogs"},
+            },
+        )["jobDefinitionArn"]
+    return created

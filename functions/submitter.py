@@ -1,0 +1,55 @@
+"""Schedule submitter: EventBridge Scheduler or a cron rule fires, AWS Batch jobs start."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import Field
+
+from batchwire.config import EnvSettings, load_settings
+from batchwire.errors import RequestError
+from batchwire.idempotency import OnceStore
+from batchwire.schedule import IDEMPOTENCY_PREFIX, submit_scheduled_jobs
+
+
+class SubmitterSettings(EnvSettings):
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=1)
+    idempotency_ttl_seconds: int = Field(alias="IDEMPOTENCY_TTL_SECONDS", default=172800, ge=3600)
+
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+settings = load_settings(SubmitterSettings)
+batch = boto3.client("batch")
+once = OnceStore(settings.idempotency_table, IDEMPOTENCY_PREFIX, settings.idempotency_ttl_seconds)
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    once.register(context)
+    try:
+        result = submit_scheduled_jobs(
+            event, request_id=context.aws_request_id, now=datetime.now(UTC), batch=batch, once=once
+        )
+    except RequestError as error:
+        metrics.add_metric(name="SubmitFailed", unit=MetricUnit.Count, value=1)
+        logger.error(
+            "job request refused; nothing was submitted", extra={"problems": error.problems}
+        )
+        raise
+    except Exception:
+        metrics.add_metric(name="SubmitFailed", unit=MetricUnit.Count, value=1)
+        logger.exception("submission failed; the trigger will retry the firing")
+        raise
+    logger.set_correlation_id(result["firing"])
+    metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=len(result["jobs"]))
+    logger.info("jobs submitted", extra={"jobs": result["jobs"], "firing": result["firing"]})
+    return result

@@ -1,0 +1,29 @@
+"""Fixtures shared by every test: safe AWS credentials, moto in-process and as a server."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from devtools.local_aws import LOCAL_CREDENTIALS, LocalAws, moto_server
+
+
+@pytest.fixture(autouse=True)
+def _local_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test can reach a real AWS account: fake credentials, no endpoint from the shell."""
+    for name, value in LOCAL_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "batchwire")
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[LocalAws]:
+    """moto in server mode on 127.0.0.1, shared by the integration tests of one worker."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with moto_server() as local:
+        yield local
