@@ -104,7 +104,7 @@ def main() -> int:
     say("Starting a local AWS (moto server on 127.0.0.1)")
     with moto_server() as local:
         resources = provision_template_resources(local, TEMPLATE)
-        workload = create_batch_workload(local)
+        workload = create_batch_workload(local.client)
         show("endpoint", local.endpoint_url)
         show("from template.yaml", sorted(resources))
         run = DemoRun(local=local, resources=resources, workload=workload)

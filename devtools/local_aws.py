@@ -10,7 +10,7 @@ import json
 import os
 import socket
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +60,11 @@ class LocalAws:
             aws_secret_access_key="testing",
             aws_session_token="testing",
         )
+
+
+def regional_client(service: str) -> Any:
+    """A boto3 client in the local region with default endpoints (for use inside mock_aws)."""
+    return boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
 
 
 @contextmanager
@@ -129,17 +134,23 @@ def provision_template_resources(local: LocalAws, template_path: Path) -> dict[s
 
 
 def create_batch_workload(
-    local: LocalAws, queue: str = "feeds", definitions: tuple[str, ...] = ("feedstream-Broadbean",)
+    client: Callable[[str], Any],
+    queue: str = "feeds",
+    definitions: tuple[str, ...] = ("feedstream-Broadbean", "feedstream-consumer"),
 ) -> dict[str, str]:
-    """A Batch Fargate compute environment, a job queue and job definitions, as in the README."""
-    ec2, iam, batch = local.client("ec2"), local.client("iam"), local.client("batch")
+    """A Batch Fargate compute environment, a job queue and job definitions, as in the README.
+
+    ``client`` makes a boto3 client for a service name (``LocalAws.client`` for a moto
+    server, ``boto3.client`` inside ``mock_aws``).
+    """
+    ec2, iam, batch = client("ec2"), client("iam"), client("batch")
     vpc_id = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     subnet_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.20.1.0/24")["Subnet"]["SubnetId"]
     group_id = ec2.create_security_group(
-        GroupName="batchwire-jobs", Description="batchwire jobs", VpcId=vpc_id
+        GroupName=f"batchwire-{queue}", Description="batchwire jobs", VpcId=vpc_id
     )["GroupId"]
     role_arn = iam.create_role(
-        RoleName="batchwire-batch-service",
+        RoleName=f"batchwire-{queue}-batch-service",
         AssumeRolePolicyDocument=json.dumps(
             {
                 "Version": "2012-10-17",
@@ -154,7 +165,7 @@ def create_batch_workload(
         ),
     )["Role"]["Arn"]
     environment_arn = batch.create_compute_environment(
-        computeEnvironmentName="batchwire-fargate",
+        computeEnvironmentName=f"batchwire-{queue}-fargate",
         type="MANAGED",
         state="ENABLED",
         computeResources={

@@ -7,7 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from devtools.local_aws import LOCAL_CREDENTIALS, LocalAws, moto_server
+from devtools.local_aws import (
+    LOCAL_CREDENTIALS,
+    LocalAws,
+    create_batch_workload,
+    moto_server,
+    provision_template_resources,
+)
+from devtools.template import TEMPLATE
 
 
 @pytest.fixture(autouse=True)
@@ -27,3 +34,11 @@ def moto_endpoint() -> Iterator[LocalAws]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     with moto_server() as local:
         yield local
+
+
+@pytest.fixture(scope="session")
+def local_stack(moto_endpoint: LocalAws) -> LocalAws:
+    """The moto server with template.yaml's tables, queues and topics and a Batch workload."""
+    provision_template_resources(moto_endpoint, TEMPLATE)
+    create_batch_workload(moto_endpoint.client)
+    return moto_endpoint

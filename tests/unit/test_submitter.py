@@ -1,0 +1,293 @@
+"""Schedule submitter: what lands in AWS Batch when a schedule or cron rule fires."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from devtools.invoke import LocalContext
+from devtools.local_aws import create_batch_workload, regional_client
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return event
+
+
+def context() -> LocalContext:
+    return LocalContext(
+        function_name="SubmitterFunction",
+        memory_limit_in_mb=256,
+        timeout_seconds=60,
+        region="us-east-1",
+    )
+
+
+class Submitter:
+    """The submitter module loaded inside moto, with every SubmitJob request it sent."""
+
+    def __init__(self, module: ModuleType) -> None:
+        self.module = module
+        self.sent: list[dict[str, Any]] = []
+        module.batch.meta.events.register("provide-client-params.batch.SubmitJob", self._record)
+        self.batch: Any = regional_client("batch")
+
+    def _record(self, params: dict[str, Any], **_: Any) -> None:
+        self.sent.append(copy.deepcopy(params))
+
+    def fire(self, event: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
+        ctx = context()
+        if request_id:
+            ctx.aws_request_id = request_id
+        result: dict[str, Any] = self.module.handler(event, ctx)
+        return result
+
+    def jobs_in_queue(self, queue: str = "feeds") -> list[dict[str, Any]]:
+        summaries = self.batch.list_jobs(jobQueue=queue, jobStatus="SUCCEEDED")["jobSummaryList"]
+        return list(summaries)
+
+    def describe(self, job_id: str) -> dict[str, Any]:
+        job: dict[str, Any] = self.batch.describe_jobs(jobs=[job_id])["jobs"][0]
+        return job
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("IDEMPOTENCY_TABLE", "IdempotencyTable")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "SubmitterFunction")
+    with mock_aws(config={"batch": {"use_docker": False}}):
+        boto3.client("dynamodb", region_name="us-east-1").create_table(
+            TableName="IdempotencyTable",
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield
+
+
+def load_submitter() -> Submitter:
+    sys.modules.pop("submitter", None)
+    return Submitter(importlib.import_module("submitter"))
+
+
+@pytest.fixture
+def submitter(aws: None) -> Submitter:
+    create_batch_workload(regional_client)
+    return load_submitter()
+
+
+def test_blueprint_constant_input_submits_lambda_broadbean_to_feeds(submitter: Submitter) -> None:
+    # Given the exact constant input of the classic cron rule
+    event = load_event("cron-constant.json")
+
+    # When the rule fires
+    result = submitter.fire(event)
+
+    # Then one job named Lambda-Broadbean is in queue feeds with the overrides and parameters
+    assert [job["jobName"] for job in result["jobs"]] == ["Lambda-Broadbean"]
+    job = submitter.describe(result["jobs"][0]["jobId"])
+    assert job["jobQueue"].endswith(":job-queue/feeds")
+    assert job["jobDefinition"].endswith(":job-definition/feedstream-Broadbean:1")
+    assert {"name": "PARALLELISM", "value": "15"} in job["container"]["environment"]
+    assert job["parameters"] == {"feed": "broadbean"}
+    assert submitter.sent == [
+        {
+            "jobName": "Lambda-Broadbean",
+            "jobQueue": "feeds",
+            "jobDefinition": "feedstream-Broadbean",
+            "containerOverrides": {"environment": [{"name": "PARALLELISM", "value": "15"}]},
+            "parameters": {"feed": "broadbean"},
+        }
+    ]
+
+
+def test_scheduler_firing_passes_the_whole_submitjob_surface(submitter: Submitter) -> None:
+    # Given a Scheduler firing whose job uses every SubmitJob field batchwire passes through
+    event = load_event("schedule.json")
+    event["jobs"][0].update(
+        {
+            "arrayProperties": {"size": 4},
+            "schedulingPriorityOverride": 10,
+            "shareIdentifier": "feeds",
+        }
+    )
+
+    # When it fires
+    submitter.fire(event)
+
+    # Then SubmitJob received exactly those fields, with the name rendered from the scheduled time
+    assert submitter.sent[0] == {
+        "jobName": "nightly-20261123",
+        "jobQueue": "feeds",
+        "jobDefinition": "feedstream-Broadbean",
+        "containerOverrides": {
+            "command": ["python", "-m", "feedstream", "import", "--since", "Ref::since"],
+            "environment": [{"name": "PARALLELISM", "value": "15"}],
+            "resourceRequirements": [
+                {"type": "VCPU", "value": "1"},
+                {"type": "MEMORY", "value": "2048"},
+            ],
+        },
+        "parameters": {"since": "24h"},
+        "arrayProperties": {"size": 4},
+        "retryStrategy": {"attempts": 2, "evaluateOnExit": [{"onExitCode": "3", "action": "EXIT"}]},
+        "timeout": {"attemptDurationSeconds": 3600},
+        "tags": {"team": "feeds"},
+        "propagateTags": True,
+        "schedulingPriorityOverride": 10,
+        "shareIdentifier": "feeds",
+    }
+
+
+def test_later_job_depends_on_the_real_id_of_an_earlier_job(submitter: Submitter) -> None:
+    # Given a firing of two jobs, the second depending on the first by name
+    event = load_event("schedule.json")
+
+    # When it fires
+    result = submitter.fire(event)
+
+    # Then Batch holds the report job depending on the import job's id
+    first, second = result["jobs"]
+    assert second["jobName"] == "nightly-report-20261123"
+    assert submitter.describe(second["jobId"])["dependsOn"] == [{"jobId": first["jobId"]}]
+
+
+def test_same_firing_twice_submits_one_job_set(submitter: Submitter) -> None:
+    # Given a firing already handled
+    event = load_event("schedule.json")
+    first = submitter.fire(event, request_id="delivery-1")
+
+    # When Scheduler delivers the same firing again (a new Lambda request)
+    second = submitter.fire(event, request_id="delivery-2")
+
+    # Then no new job was submitted and the second answer names the first jobs
+    assert second["jobs"] == first["jobs"]
+    assert len(submitter.jobs_in_queue()) == 2
+    assert len(submitter.sent) == 2
+
+
+def test_next_days_firing_is_not_mistaken_for_a_duplicate(submitter: Submitter) -> None:
+    # Given tonight's firing handled
+    event = load_event("schedule.json")
+    submitter.fire(event)
+
+    # When tomorrow's firing of the same schedule and payload arrives
+    tomorrow = {**event, "scheduledTime": "2026-11-24T02:00:00Z"}
+    result = submitter.fire(tomorrow)
+
+    # Then it submits its own jobs
+    assert [job["jobName"] for job in result["jobs"]] == [
+        "nightly-20261124",
+        "nightly-report-20261124",
+    ]
+    assert len(submitter.jobs_in_queue()) == 4
+
+
+def test_constant_input_is_deduplicated_on_the_lambda_request_id(submitter: Submitter) -> None:
+    # Given the cron rule's constant input, which carries no firing identity
+    event = load_event("cron-constant.json")
+
+    # When Lambda retries the same request, and the next day's rule fires the same payload
+    first = submitter.fire(event, request_id="req-1")
+    retry = submitter.fire(event, request_id="req-1")
+    next_day = submitter.fire(event, request_id="req-2")
+
+    # Then the retry is absorbed and the next day's firing submits again
+    assert retry["jobs"] == first["jobs"]
+    assert next_day["jobs"][0]["jobId"] != first["jobs"][0]["jobId"]
+    assert len(submitter.jobs_in_queue()) == 2
+
+
+def test_concurrent_deliveries_of_one_firing_submit_one_job_set(submitter: Submitter) -> None:
+    # Given the same firing delivered twice at the same moment
+    event = load_event("cron-constant.json") | {
+        "schedule": "arn:aws:scheduler:us-east-1:123456789012:schedule/default/concurrent",
+        "scheduledTime": "2026-11-23T02:00:00Z",
+    }
+    results: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def deliver(request_id: str) -> None:
+        start.wait()
+        try:
+            results.append(submitter.fire(event, request_id=request_id))
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=deliver, args=(f"req-{n}",)) for n in range(2)]
+
+    # When both run
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Then Batch got one job and both deliveries answer with its id
+    assert errors == []
+    assert len(submitter.jobs_in_queue()) == 1
+    assert results[0]["jobs"] == results[1]["jobs"]
+
+
+def test_failed_submit_raises_and_the_retry_submits(aws: None) -> None:
+    # Given no job queue exists yet
+    submitter = load_submitter()
+    event = load_event("cron-constant.json")
+
+    # When the rule fires, SubmitJob fails and the error reaches Lambda (which retries)
+    with pytest.raises(ClientError):
+        submitter.fire(event, request_id="req-1")
+
+    # Then once the queue exists, Lambda's retry of the same request submits the job
+    create_batch_workload(regional_client)
+    result = submitter.fire(event, request_id="req-1")
+    assert len(result["jobs"]) == 1
+    assert len(submitter.jobs_in_queue()) == 1
+
+
+def test_retry_after_partial_failure_submits_only_the_missing_job(submitter: Submitter) -> None:
+    # Given a firing whose second job names a queue that does not exist
+    event = load_event("schedule.json")
+    event["jobs"][1]["jobQueue"] = "reports"
+    with pytest.raises(ClientError):
+        submitter.fire(event)
+    assert len(submitter.sent) == 2
+
+    # When the queue is created and the firing is delivered again
+    create_batch_workload(
+        regional_client,
+        queue="reports",
+        definitions=("report-only",),
+    )
+    submitter.fire(event)
+
+    # Then the first job was not submitted twice
+    names = [call["jobName"] for call in submitter.sent]
+    assert names == ["nightly-20261123", "nightly-report-20261123", "nightly-report-20261123"]
+    assert len(submitter.jobs_in_queue("feeds")) == 1
+    assert len(submitter.jobs_in_queue("reports")) == 1
+
+
+def test_missing_table_setting_names_the_variable(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the function deployed without its table variable
+    monkeypatch.delenv("IDEMPOTENCY_TABLE")
+
+    # When it starts, Then the error names the variable
+    with pytest.raises(Exception, match="IDEMPOTENCY_TABLE is not set"):
+        load_submitter()
