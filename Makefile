@@ -52,7 +52,8 @@ typecheck: $(STAMP)
 
 validate: $(STAMP)
 	$(BIN)/sam validate --lint --template template.yaml
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml
+	$(BIN)/checkov --file template.yaml --framework cloudformation --quiet --compact --skip-download
 
 pytest: $(STAMP)
 	$(BIN)/pytest -n 2
