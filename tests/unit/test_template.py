@@ -1,0 +1,124 @@
+"""template.yaml: what a platform team relies on when it deploys batchwire."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from devtools.template import (
+    ASYNC_EVENT_TYPES,
+    load_template,
+    transformed_template,
+    wildcard_grants,
+)
+
+TEMPLATE = load_template()
+FUNCTIONS = {
+    name: resource
+    for name, resource in TEMPLATE["Resources"].items()
+    if resource["Type"] == "AWS::Serverless::Function"
+}
+
+
+@pytest.fixture(scope="module")
+def deployed() -> dict[str, Any]:
+    return transformed_template(TEMPLATE)
+
+
+def test_every_parameter_is_described() -> None:
+    undocumented = [
+        name
+        for name, parameter in TEMPLATE["Parameters"].items()
+        if len(parameter.get("Description", "")) < 20
+    ]
+    assert undocumented == []
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_function_has_a_trigger(name: str) -> None:
+    assert FUNCTIONS[name]["Properties"].get("Events"), f"{name} has no trigger"
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_trigger_has_a_failure_path(name: str) -> None:
+    # Given a function's triggers
+    props = FUNCTIONS[name]["Properties"]
+    events = props["Events"]
+
+    # Then asynchronous ones end in an on-failure destination, queues in a dead-letter queue,
+    # and Scheduler / EventBridge targets in their own dead-letter queue
+    kinds = {event["Type"] for event in events.values()}
+    if kinds & ASYNC_EVENT_TYPES:
+        destination = props.get("EventInvokeConfig", {}).get("DestinationConfig", {})
+        assert destination.get("OnFailure", {}).get("Destination"), name
+    for event_name, event in events.items():
+        if event["Type"] in ("Schedule", "ScheduleV2"):
+            assert event["Properties"].get("DeadLetterConfig"), f"{name}/{event_name}"
+        if event["Type"] == "SQS":
+            queue_id = event["Properties"]["Queue"]["Fn::GetAtt"][0]
+            redrive = TEMPLATE["Resources"][queue_id]["Properties"].get("RedrivePolicy", {})
+            assert redrive.get("deadLetterTargetArn"), f"{name}/{event_name} queue {queue_id}"
+
+
+def test_no_mutating_action_on_a_wildcard_resource(deployed: dict[str, Any]) -> None:
+    assert wildcard_grants(deployed) == []
+
+
+def test_the_wildcard_check_catches_a_widened_policy() -> None:
+    # Given the submitter allowed to submit to any queue
+    widened = copy.deepcopy(TEMPLATE)
+    statements = widened["Resources"]["SubmitterFunction"]["Properties"]["Policies"][0]["Statement"]
+    statements[0]["Resource"] = "*"
+
+    # When the deployed form is checked, Then the widened grant is named
+    assert wildcard_grants(transformed_template(widened)) == [
+        "SubmitterFunctionRole/SubmitToConfiguredQueuesAndDefinitions: batch:SubmitJob"
+    ]
+
+
+def test_the_wildcard_check_catches_a_service_wide_arn() -> None:
+    # Given a statement granting DeleteItem on every table of the account
+    widened = copy.deepcopy(TEMPLATE)
+    statements = widened["Resources"]["SubmitterFunction"]["Properties"]["Policies"][0]["Statement"]
+    statements.append(
+        {
+            "Sid": "Everything",
+            "Effect": "Allow",
+            "Action": "dynamodb:DeleteItem",
+            "Resource": {"Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:*:*"},
+        }
+    )
+
+    # Then it is named
+    assert wildcard_grants(transformed_template(widened)) == [
+        "SubmitterFunctionRole/Everything: dynamodb:DeleteItem"
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_function_logs_to_a_group_with_retention(name: str) -> None:
+    group = FUNCTIONS[name]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+    assert TEMPLATE["Resources"][group]["Properties"]["RetentionInDays"] == {
+        "Ref": "LogRetentionDays"
+    }
+
+
+def test_globals_set_runtime_architecture_and_tracing_once() -> None:
+    function_globals = TEMPLATE["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.13"
+    assert function_globals["Architectures"] == ["arm64"]
+    assert function_globals["Tracing"] == "Active"
+    assert function_globals["LoggingConfig"]["LogFormat"] == "JSON"
+    for name, function in FUNCTIONS.items():
+        assert "Architectures" not in function["Properties"], name
+
+
+def test_no_secret_values_in_environment() -> None:
+    # Secrets are referenced by ARN and read at run time, never placed in the environment
+    suspicious = ("hooks.slack.com", "xoxb-", "AKIA", "password")
+    for name, function in FUNCTIONS.items():
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        for variable, value in variables.items():
+            assert not any(marker in str(value) for marker in suspicious), f"{name}.{variable}"
