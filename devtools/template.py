@@ -57,7 +57,7 @@ def transformed_template(template: dict[str, Any] | None = None) -> dict[str, An
         if resource.get("Type") == "AWS::Serverless::Function":
             resource.get("Properties", {}).pop("CodeUri", None)
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    result: dict[str, Any] = transform(source, {}, _NoManagedPolicies())  # type: ignore[arg-type]
+    result: dict[str, Any] = transform(source, {}, _NoManagedPolicies())
     return result
 
 
