@@ -102,8 +102,7 @@ def wildcard_grants(template: dict[str, Any]) -> list[str]:
                 for action in _as_list(statement.get("Action", [])):
                     if isinstance(action, str) and (
                         "*" in action
-                        or (_is_mutating(action)
-                        and action not in WILDCARD_ONLY_ACTIONS)
+                        or (_is_mutating(action) and action not in WILDCARD_ONLY_ACTIONS)
                     ):
                         found.append(f"{logical_id}/{statement.get('Sid', '?')}: {action}")
     return found

@@ -122,3 +122,50 @@ def test_no_secret_values_in_environment() -> None:
         variables = function["Properties"].get("Environment", {}).get("Variables", {})
         for variable, value in variables.items():
             assert not any(marker in str(value) for marker in suspicious), f"{name}.{variable}"
+
+
+def _alarmed(namespace: str, metric: str) -> set[str]:
+    """Logical ids whose metric has an alarm (FunctionName / QueueName dimension)."""
+    found = set()
+    for resource in TEMPLATE["Resources"].values():
+        props = resource.get("Properties", {})
+        if resource["Type"] != "AWS::CloudWatch::Alarm" or props.get("MetricName") != metric:
+            continue
+        if props.get("Namespace") != namespace:
+            continue
+        for dimension in props.get("Dimensions", []):
+            value = dimension["Value"]
+            if isinstance(value, dict):
+                found.add(value.get("Ref") or value.get("Fn::GetAtt", [""])[0])
+    return found
+
+
+@pytest.mark.parametrize("metric", ["Errors", "Throttles"])
+def test_every_function_has_an_alarm_on(metric: str) -> None:
+    assert set(FUNCTIONS) - _alarmed("AWS/Lambda", metric) == set()
+
+
+def _dead_letter_queues(node: Any, inside: str = "") -> set[str]:
+    """Queues named by an OnFailure destination, a DeadLetterConfig or a RedrivePolicy."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("OnFailure", "DeadLetterConfig", "RedrivePolicy"):
+                found |= _dead_letter_queues(value, key)
+            elif inside and key == "Fn::GetAtt":
+                found.add(value[0])
+            else:
+                found |= _dead_letter_queues(value, inside)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _dead_letter_queues(item, inside)
+    return found
+
+
+def test_every_dead_letter_queue_has_a_depth_alarm() -> None:
+    # Given every queue something dead-letters into
+    queues = _dead_letter_queues(TEMPLATE["Resources"])
+    assert {"FailedInvocationsQueue", "SchedulerDeadLetterQueue"} <= queues
+
+    # Then each has an alarm on visible messages
+    assert queues - _alarmed("AWS/SQS", "ApproximateNumberOfMessagesVisible") == set()
