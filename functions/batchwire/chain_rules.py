@@ -187,6 +187,11 @@ def _parse_rule(raw: Any, label: str, default_variable: str) -> tuple[ChainRule 
 def _clashes(rule: ChainRule, label: str) -> list[str]:
     """Names the chainer adds must not already be set by the rule's own jobs."""
     problems = []
+    if rule.message_variable in (rule.from_message.environment or {}):
+        problems.append(
+            f"{label}.fromMessage.environment.{rule.message_variable}: the message itself goes "
+            "there (messageVariable); map the field to another name"
+        )
     added_variables = [
         rule.message_variable,
         *(rule.from_message.environment or {}),

@@ -315,6 +315,20 @@ def test_array_child_is_ignored(aws: InProcessAws, load_chainer: Loader) -> None
     assert jobs_in_queue(aws) == []
 
 
+def test_failed_job_is_ignored(aws: InProcessAws, load_chainer: Loader) -> None:
+    # Given the Batch sample turned into a FAILED state change of a job a rule matches
+    chainer = load_chainer({**FEED_RULE, "match": {"jobName": "nightly-*"}})
+    event = sample("batch-job-succeeded.json")
+    event["detail"]["status"] = "FAILED"
+
+    # When it reaches the chainer
+    [record] = invoke(chainer, event)["records"]
+
+    # Then nothing is submitted: only success chains
+    assert (record["status"], record["reason"]) == ("ignored", "status FAILED")
+    assert jobs_in_queue(aws) == []
+
+
 def test_unrouted_record_is_logged_and_counted(
     aws: InProcessAws,
     load_chainer: Loader,

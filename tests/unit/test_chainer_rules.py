@@ -136,6 +136,18 @@ def test_reserved_message_variable_is_refused() -> None:
     assert "reserved by AWS Batch" in str(raised.value)
 
 
+def test_field_mapped_onto_the_message_variable_is_refused() -> None:
+    # Given a rule mapping a field into the variable that receives the whole message
+    text = document(rule("overlap", fromMessage={"environment": {"DOWNLOAD_MESSAGE": "url"}}))
+
+    # When the document is read
+    with pytest.raises(ConfigurationError) as raised:
+        parse_chain_rules(text)
+
+    # Then the mapping is named
+    assert "rules[0] ('overlap').fromMessage.environment.DOWNLOAD_MESSAGE" in str(raised.value)
+
+
 def test_duplicate_rule_names_are_refused() -> None:
     # Given two rules with one name (the name keys the idempotency records)
     text = document(rule("same"), rule("same"))
