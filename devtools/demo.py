@@ -95,7 +95,79 @@ def stage_schedule(run: DemoRun) -> None:
     show("submitted", cron["jobs"])
 
 
-STAGES: list[Callable[[DemoRun], None]] = [stage_schedule]
+def lambda_sns_event(notification: dict[str, Any], subscription_arn: str) -> dict[str, Any]:
+    """An SNS notification (as an SQS subscriber receives it) shaped as Lambda receives it."""
+    renamed = {"SigningCertURL": "SigningCertUrl", "UnsubscribeURL": "UnsubscribeUrl"}
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": subscription_arn,
+                "Sns": {renamed.get(key, key): value for key, value in notification.items()},
+            }
+        ]
+    }
+
+
+def stage_chain(run: DemoRun) -> None:
+    """The nightly job publishes to ChainTopic; the chainer submits the consumer job."""
+    say("The nightly import finishes and publishes to ChainTopic")
+    sns, sqs = run.local.client("sns"), run.local.client("sqs")
+    topic_arn = run.resources["ChainTopic"]
+    # moto invokes no Lambda subscribers, so a queue listens on the topic and its copy of
+    # the notification is handed to the chainer as Lambda would receive it.
+    tap_url = sqs.create_queue(QueueName="demo-chain-tap")["QueueUrl"]
+    tap_arn = sqs.get_queue_attributes(QueueUrl=tap_url, AttributeNames=["QueueArn"])
+    subscription = sns.subscribe(
+        TopicArn=topic_arn, Protocol="sqs", Endpoint=tap_arn["Attributes"]["QueueArn"]
+    )["SubscriptionArn"]
+    message = json.dumps(
+        {
+            "feed": "broadbean",
+            "url": "s3://batchwire-feeds/broadbean/2026-11-23.xml",
+            "updatedAt": "2026-11-23T02:41:07Z",
+            "items": 1842,
+        }
+    )
+    sns.publish(
+        TopicArn=topic_arn,
+        Message=message,
+        Subject="feed-updated",
+        MessageAttributes={"event": {"DataType": "String", "StringValue": "feed-updated"}},
+    )
+    received = sqs.receive_message(QueueUrl=tap_url, WaitTimeSeconds=2)["Messages"][0]
+    event = lambda_sns_event(json.loads(received["Body"]), subscription)
+    show("published", {"Subject": "feed-updated", "Message": message, "event": "feed-updated"})
+
+    say("SNS invokes ChainerFunction with the notification")
+    first = run.invoke("ChainerFunction", event)
+    batch = run.local.client("batch")
+    [chained] = first["records"][0]["jobs"]
+    detail = batch.describe_jobs(jobs=[chained["jobId"]])["jobs"][0]
+    show(
+        "chained",
+        {
+            "jobName": detail["jobName"],
+            "jobId": detail["jobId"],
+            "jobQueue": detail["jobQueue"],
+            "parameters": detail.get("parameters", {}),
+            "command": detail.get("container", {}).get("command", []),
+            "environment": [
+                item
+                for item in detail.get("container", {}).get("environment", [])
+                if not item["name"].startswith("AWS_BATCH")
+            ],
+            "tags": detail.get("tags", {}),
+        },
+    )
+    say("SNS delivers the same notification again")
+    second = run.invoke("ChainerFunction", event)
+    same = second["records"][0]["jobs"] == first["records"][0]["jobs"]
+    show("duplicate absorbed", f"{same} (same job id returned, no second job)")
+
+
+STAGES: list[Callable[[DemoRun], None]] = [stage_schedule, stage_chain]
 
 
 def main() -> int:

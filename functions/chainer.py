@@ -1,0 +1,93 @@
+"""Chainer: a finished job publishes (SNS, SQS) or succeeds (EventBridge); the next jobs start."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import Field
+
+from batchwire.chain import (
+    IDEMPOTENCY_PREFIX,
+    ChainOptions,
+    ChainRecordsFailed,
+    RecordOutcome,
+    UnroutedError,
+    chain_event,
+)
+from batchwire.chain_rules import parse_chain_rules
+from batchwire.config import EnvSettings, load_settings
+from batchwire.errors import RequestError
+from batchwire.idempotency import OnceStore
+
+
+class ChainerSettings(EnvSettings):
+    chain_rules: str = Field(alias="CHAIN_RULES", min_length=1)
+    max_hops: int = Field(alias="CHAIN_MAX_HOPS", default=10, ge=1, le=100)
+    unrouted_action: Literal["warn", "error"] = Field(alias="UNROUTED_ACTION", default="warn")
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=1)
+    idempotency_ttl_seconds: int = Field(alias="IDEMPOTENCY_TTL_SECONDS", default=172800, ge=3600)
+
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+settings = load_settings(ChainerSettings)
+rules = parse_chain_rules(settings.chain_rules)
+options = ChainOptions(
+    max_hops=settings.max_hops, unrouted_is_error=settings.unrouted_action == "error"
+)
+batch = boto3.client("batch")
+once = OnceStore(settings.idempotency_table, IDEMPOTENCY_PREFIX, settings.idempotency_ttl_seconds)
+
+#: The trigger's identity of the first record: EventBridge id, SNS MessageId, SQS messageId.
+CORRELATION_ID_PATH = "id || Records[0].Sns.MessageId || Records[0].messageId"
+
+
+@logger.inject_lambda_context(log_event=False, correlation_id_path=CORRELATION_ID_PATH)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    once.register(context)
+    try:
+        result = chain_event(event, rules=rules, options=options, batch=batch, once=once)
+    except ChainRecordsFailed as failure:
+        report(failure.outcomes)
+        raise
+    except RequestError as error:
+        metrics.add_metric(name="ChainFailed", unit=MetricUnit.Count, value=1)
+        if isinstance(error, UnroutedError):
+            metrics.add_metric(name="Unrouted", unit=MetricUnit.Count, value=1)
+        logger.error(
+            f"event refused; nothing was submitted: {error.summary}",
+            extra={"problems": error.problems},
+        )
+        raise
+    except Exception:
+        metrics.add_metric(name="ChainFailed", unit=MetricUnit.Count, value=1)
+        logger.exception("chaining failed; the trigger will retry the event")
+        raise
+    report(result.outcomes)
+    return result.response
+
+
+def report(outcomes: list[RecordOutcome]) -> None:
+    """One log line and the metrics for each record's outcome."""
+    for outcome in outcomes:
+        fields = outcome.as_dict()
+        if outcome.status == "chained":
+            metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=len(outcome.jobs))
+            logger.info("jobs chained", extra=fields)
+        elif outcome.status == "unrouted":
+            metrics.add_metric(name="Unrouted", unit=MetricUnit.Count, value=1)
+            logger.warning("no chain rule matches the record; nothing submitted", extra=fields)
+        elif outcome.status == "failed":
+            metrics.add_metric(name="ChainFailed", unit=MetricUnit.Count, value=1)
+            if outcome.error == UnroutedError.__name__:
+                metrics.add_metric(name="Unrouted", unit=MetricUnit.Count, value=1)
+            logger.error("record failed; the trigger will deliver it again", extra=fields)
+        else:
+            logger.info("record ignored", extra=fields)

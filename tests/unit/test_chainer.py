@@ -1,0 +1,388 @@
+"""The chainer handler against moto in-process: jobs chained, failures kept, loops stopped."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from batchwire.chain import ChainLoopError, ChainRecordsFailed
+from batchwire.errors import ConfigurationError
+from devtools.invoke import LocalContext
+from devtools.local_aws import REGION, LocalAws, create_batch_workload
+from devtools.template import ROOT
+
+EVENTS = ROOT / "events"
+TABLE = "chainer-idempotency"
+
+FEED_RULE = {
+    "name": "feed-updated-download",
+    "match": {"messageAttributes": {"event": "feed-updated"}},
+    "submit": {
+        "jobName": "download",
+        "jobQueue": "feeds",
+        "jobDefinition": "feedstream-Broadbean",
+        "containerOverrides": {"environment": [{"name": "PARALLELISM", "value": "15"}]},
+    },
+}
+
+
+class InProcessAws(LocalAws):
+    """moto's in-process mock behind the LocalAws interface the devtools helpers take."""
+
+    def __init__(self) -> None:
+        super().__init__(endpoint_url="")
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
+
+
+@pytest.fixture
+def aws() -> Iterator[InProcessAws]:
+    with mock_aws(config={"batch": {"use_docker": False}}):
+        local = InProcessAws()
+        local.client("dynamodb").create_table(
+            TableName=TABLE,
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        create_batch_workload(local.client)
+        yield local
+
+
+Loader = Callable[..., ModuleType]
+
+
+@pytest.fixture
+def load_chainer(aws: InProcessAws, monkeypatch: pytest.MonkeyPatch) -> Loader:
+    """Import the handler module afresh (a cold start) with the given rules and settings."""
+
+    def load(*rules: dict[str, Any], **environ: str) -> ModuleType:
+        monkeypatch.setenv("CHAIN_RULES", json.dumps({"rules": list(rules or [FEED_RULE])}))
+        monkeypatch.setenv("IDEMPOTENCY_TABLE", TABLE)
+        monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "chainer")
+        for name, value in environ.items():
+            monkeypatch.setenv(name, value)
+        sys.modules.pop("chainer", None)
+        return importlib.import_module("chainer")
+
+    return load
+
+
+def invoke(module: ModuleType, event: dict[str, Any]) -> Any:
+    context = LocalContext(function_name="ChainerFunction", memory_limit_in_mb=256,
+                           timeout_seconds=60, region=REGION)  # fmt: skip
+    return module.handler(event, context)
+
+
+def sample(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return loaded
+
+
+def sns_event(*messages: tuple[str, dict[str, str]]) -> dict[str, Any]:
+    """An SNS event with one record per (message, attributes), shaped like the sample."""
+    template = sample("sns-job-finished.json")["Records"][0]
+    records = []
+    for message, attributes in messages:
+        record = copy.deepcopy(template)
+        record["Sns"]["MessageId"] = str(uuid.uuid4())
+        record["Sns"]["Message"] = message
+        record["Sns"]["MessageAttributes"] = {
+            name: {"Type": "String", "Value": value} for name, value in attributes.items()
+        }
+        records.append(record)
+    return {"Records": records}
+
+
+def jobs_in_queue(aws: InProcessAws, queue: str = "feeds") -> list[dict[str, Any]]:
+    batch = aws.client("batch")
+    ids = [
+        summary["jobId"]
+        for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED")
+        for summary in batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"]
+    ]
+    return batch.describe_jobs(jobs=ids)["jobs"] if ids else []
+
+
+def environment_of(job: dict[str, Any]) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in job["container"]["environment"]}
+
+
+def succeeded_event(job: dict[str, Any]) -> dict[str, Any]:
+    """The Batch Job State Change EventBridge delivers when ``job`` succeeds."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Batch Job State Change",
+        "source": "aws.batch",
+        "account": "123456789012",
+        "time": "2026-11-23T03:00:00Z",
+        "region": REGION,
+        "resources": [job["jobArn"]],
+        "detail": {**job, "status": "SUCCEEDED"},
+    }
+
+
+def emf_metrics(output: str) -> dict[str, float]:
+    """Metric name -> value from the EMF lines the handler printed."""
+    found: dict[str, float] = {}
+    for line in output.splitlines():
+        if '"_aws"' in line:
+            document = json.loads(line)
+            for directive in document["_aws"]["CloudWatchMetrics"]:
+                for metric in directive["Metrics"]:
+                    value = document[metric["Name"]]
+                    found[metric["Name"]] = sum(value) if isinstance(value, list) else value
+    return found
+
+
+def test_sns_record_becomes_job_with_message_and_chain_position(
+    aws: InProcessAws, load_chainer: Loader
+) -> None:
+    # Given the chainer with the feed rule, and the SNS sample
+    chainer = load_chainer()
+    event = sample("sns-job-finished.json")
+
+    # When it is invoked
+    invoke(chainer, event)
+
+    # Then one job carries the message, PARALLELISM and the start of a chain (env and tags)
+    [job] = jobs_in_queue(aws)
+    environment = environment_of(job)
+    message_id = event["Records"][0]["Sns"]["MessageId"]
+    assert environment["DOWNLOAD_MESSAGE"] == event["Records"][0]["Sns"]["Message"]
+    assert environment["PARALLELISM"] == "15"
+    assert (environment["BATCHWIRE_CHAIN_ID"], environment["BATCHWIRE_CHAIN_HOP"]) == (
+        f"sns:{message_id}",
+        "1",
+    )
+    assert job["tags"] == {"batchwire:chain-id": f"sns:{message_id}", "batchwire:chain-hop": "1"}
+
+
+def test_published_chain_position_advances_one_hop(aws: InProcessAws, load_chainer: Loader) -> None:
+    # Given a message published by a chained job at hop 4, with its position as attributes
+    chainer = load_chainer()
+    attributes = {
+        "event": "feed-updated",
+        "BATCHWIRE_CHAIN_ID": "sns:root",
+        "BATCHWIRE_CHAIN_HOP": "4",
+    }
+
+    # When it is chained
+    invoke(chainer, sns_event(("{}", attributes)))
+
+    # Then the next job is hop 5 of the same chain
+    [job] = jobs_in_queue(aws)
+    environment = environment_of(job)
+    assert (environment["BATCHWIRE_CHAIN_ID"], environment["BATCHWIRE_CHAIN_HOP"]) == (
+        "sns:root",
+        "5",
+    )
+
+
+def test_failed_sns_record_raises_after_the_others_are_chained(
+    aws: InProcessAws, load_chainer: Loader
+) -> None:
+    # Given an SNS event whose first record is oversize and second is fine
+    chainer = load_chainer()
+    event = sns_event(("x" * 9000, {"event": "feed-updated"}), ("ok", {"event": "feed-updated"}))
+
+    # When it is invoked
+    with pytest.raises(ChainRecordsFailed) as raised:
+        invoke(chainer, event)
+
+    # Then the second record's job was submitted, and the error names the first record
+    [job] = jobs_in_queue(aws)
+    assert environment_of(job)["DOWNLOAD_MESSAGE"] == "ok"
+    failed_id = event["Records"][0]["Sns"]["MessageId"]
+    assert f"1 of 2 records failed: sns:{failed_id}" in str(raised.value)
+
+
+def test_lambda_retry_of_partly_failed_sns_event_adds_no_job(
+    aws: InProcessAws, load_chainer: Loader
+) -> None:
+    # Given an SNS event that failed on one record after chaining the other
+    chainer = load_chainer()
+    event = sns_event(("x" * 9000, {"event": "feed-updated"}), ("ok", {"event": "feed-updated"}))
+    with pytest.raises(ChainRecordsFailed):
+        invoke(chainer, event)
+
+    # When Lambda retries the whole event
+    with pytest.raises(ChainRecordsFailed):
+        invoke(chainer, event)
+
+    # Then the good record still has exactly one job
+    assert len(jobs_in_queue(aws)) == 1
+
+
+def test_sqs_poison_record_is_reported_alone(aws: InProcessAws, load_chainer: Loader) -> None:
+    # Given a rule mapping a field of a JSON message, and the SQS sample (third body not JSON)
+    chainer = load_chainer({**FEED_RULE, "fromMessage": {"parameters": {"feed": "feed"}}})
+    event = sample("sqs-chain-batch.json")
+
+    # When the batch is handled
+    response = invoke(chainer, event)
+
+    # Then the two good records have jobs and only the poison record is reported failed
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][2]["messageId"]}]}
+    feeds = sorted(job["parameters"]["feed"] for job in jobs_in_queue(aws))
+    assert feeds == ["reed", "totaljobs"]
+
+
+def test_job_chaining_back_to_itself_stops_at_the_hop_cap(
+    aws: InProcessAws, load_chainer: Loader
+) -> None:
+    # Given a rule that chains any finished "loop-" job to a new "loop-" job (default cap)
+    job = {"jobName": "loop-step", "jobQueue": "feeds", "jobDefinition": "feedstream-Broadbean"}
+    loop_rule = {"name": "self-loop", "match": {"jobName": "loop-*"}, "submit": job}
+    chainer = load_chainer(loop_rule)
+    batch = aws.client("batch")
+    root = batch.submit_job(
+        jobName="loop-root", jobQueue="feeds", jobDefinition="feedstream-Broadbean"
+    )
+    event = succeeded_event(batch.describe_jobs(jobs=[root["jobId"]])["jobs"][0])
+
+    # When every chained job succeeds in turn and its state change reaches the chainer
+    hops: list[int] = []
+
+    def chain_until_refused() -> None:
+        nonlocal event
+        for _ in range(20):
+            [record] = invoke(chainer, event)["records"]
+            hops.append(record["hop"])
+            chained = batch.describe_jobs(jobs=[record["jobs"][0]["jobId"]])["jobs"][0]
+            event = succeeded_event(chained)
+
+    with pytest.raises(ChainLoopError) as raised:
+        chain_until_refused()
+
+    # Then ten hops were chained and the eleventh was refused with a clear error
+    assert hops == list(range(1, 11))
+    assert "refused at hop 11, over the maximum of 10 (CHAIN_MAX_HOPS)" in str(raised.value)
+    assert len(jobs_in_queue(aws)) == 11
+
+
+def test_hop_count_is_read_from_described_job_when_event_lacks_environment(
+    aws: InProcessAws, load_chainer: Loader
+) -> None:
+    # Given a finished job at hop 2 whose event detail carries no container environment
+    chainer = load_chainer({**FEED_RULE, "match": {"jobName": "step-*"}})
+    batch = aws.client("batch")
+    submitted = batch.submit_job(
+        jobName="step-two",
+        jobQueue="feeds",
+        jobDefinition="feedstream-Broadbean",
+        containerOverrides={
+            "environment": [
+                {"name": "BATCHWIRE_CHAIN_ID", "value": "sns:root"},
+                {"name": "BATCHWIRE_CHAIN_HOP", "value": "2"},
+            ]
+        },
+        tags={"batchwire:chain-id": "sns:root", "batchwire:chain-hop": "2"},
+    )
+    detail = batch.describe_jobs(jobs=[submitted["jobId"]])["jobs"][0]
+    detail.pop("container")
+
+    # When its state change is chained
+    [record] = invoke(chainer, succeeded_event(detail))["records"]
+
+    # Then the next job continues the chain at hop 3
+    assert (record["chainId"], record["hop"]) == ("sns:root", 3)
+
+
+def test_array_child_is_ignored(aws: InProcessAws, load_chainer: Loader) -> None:
+    # Given the Batch sample as the state change of one child of an array job
+    chainer = load_chainer({**FEED_RULE, "match": {"jobName": "nightly-*"}})
+    event = sample("batch-job-succeeded.json")
+    event["detail"]["arrayProperties"] = {"index": 7}
+
+    # When it reaches the chainer
+    [record] = invoke(chainer, event)["records"]
+
+    # Then nothing is submitted: the parent's own state change chains
+    assert record["status"] == "ignored"
+    assert jobs_in_queue(aws) == []
+
+
+def test_failed_job_is_ignored(aws: InProcessAws, load_chainer: Loader) -> None:
+    # Given the Batch sample turned into a FAILED state change of a job a rule matches
+    chainer = load_chainer({**FEED_RULE, "match": {"jobName": "nightly-*"}})
+    event = sample("batch-job-succeeded.json")
+    event["detail"]["status"] = "FAILED"
+
+    # When it reaches the chainer
+    [record] = invoke(chainer, event)["records"]
+
+    # Then nothing is submitted: only success chains
+    assert (record["status"], record["reason"]) == ("ignored", "status FAILED")
+    assert jobs_in_queue(aws) == []
+
+
+def test_unrouted_record_is_logged_and_counted(
+    aws: InProcessAws,
+    load_chainer: Loader,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a message no rule matches
+    chainer = load_chainer()
+    event = sns_event(("{}", {"event": "report-ready"}))
+
+    # When it is handled
+    invoke(chainer, event)
+
+    # Then a WARNING names the record, the metric Unrouted is 1, and nothing is submitted
+    warnings = [entry for entry in caplog.records if entry.levelname == "WARNING"]
+    message_id = event["Records"][0]["Sns"]["MessageId"]
+    assert [getattr(entry, "record", None) for entry in warnings] == [f"sns:{message_id}"]
+    assert emf_metrics(capsys.readouterr().out)["Unrouted"] == 1
+    assert jobs_in_queue(aws) == []
+
+
+def test_unrouted_record_can_be_an_error(aws: InProcessAws, load_chainer: Loader) -> None:
+    # Given unrouted records configured as errors, and an SQS batch with one unmatched record
+    chainer = load_chainer(UNROUTED_ACTION="error")
+    event = sample("sqs-chain-batch.json")
+    event["Records"][1]["messageAttributes"]["event"]["stringValue"] = "report-ready"
+
+    # When the batch is handled
+    response = invoke(chainer, event)
+
+    # Then that record is reported failed, so the queue keeps it for the dead-letter queue
+    unmatched = {"itemIdentifier": event["Records"][1]["messageId"]}
+    assert unmatched in response["batchItemFailures"]
+
+
+def test_invalid_rules_stop_the_cold_start(load_chainer: Loader) -> None:
+    # Given a rule whose job has no definition
+    broken = {**FEED_RULE, "submit": {"jobName": "download", "jobQueue": "feeds"}}
+
+    # When the function starts
+    with pytest.raises(ConfigurationError) as raised:
+        load_chainer(broken)
+
+    # Then the error names the rule and the missing field
+    assert "rules[0] ('feed-updated-download').submit.jobDefinition: Field required" in str(
+        raised.value
+    )
+
+
+def test_invalid_hop_cap_names_the_variable(load_chainer: Loader) -> None:
+    # Given a hop cap of zero
+    # When the function starts
+    with pytest.raises(ConfigurationError) as raised:
+        load_chainer(CHAIN_MAX_HOPS="0")
+
+    # Then the variable is named
+    assert "environment variable CHAIN_MAX_HOPS='0'" in str(raised.value)
