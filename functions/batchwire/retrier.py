@@ -457,6 +457,7 @@ class TaskFacts:
     account: str
     eventId: str
     task: dict[str, Any]
+    cause: str = ""
 
     @classmethod
     def of(cls, event: dict[str, Any], detail: TaskDetail, decision: RetryDecision) -> TaskFacts:
@@ -474,10 +475,11 @@ class TaskFacts:
             account=event.get("account") or detail.clusterArn.split(":")[4],
             eventId=str(event.get("id", "")),
             task=event.get("detail", {}),
+            cause=decision.cause or decision.reason,
         )
 
     def with_reason(self, reason: str) -> TaskFacts:
-        return TaskFacts(**{**self.as_dict(), "reason": reason})
+        return TaskFacts(**{**self.as_dict(), "reason": reason, "cause": reason})
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -491,9 +493,12 @@ def notification(
     cluster = facts.clusterArn.rsplit("/", 1)[-1]
     where = f"ECS task {family} ({task_id(facts.taskArn)}) in cluster {cluster}"
     if kind == "task-rejected":
-        summary = f"{where} was not retried: {facts.reason}"
+        summary = f"{where} was not retried: {facts.cause or facts.reason}"
     else:
-        summary = f"{where} gave up after {attempt} of {max_attempts} runs: {facts.reason}"
+        summary = (
+            f"{where} failed {attempt} of {max_attempts} runs, giving up: "
+            f"{facts.cause or facts.reason}"
+        )
     return {
         "kind": kind,
         "summary": summary,
@@ -529,7 +534,7 @@ def dead_letter_record(
         "attempt": attempt,
         "maxAttempts": max_attempts,
         "deadLetteredAt": now.isoformat(),
-        **{k: v for k, v in facts.as_dict().items() if k not in ("task", "reason")},
+        **{k: v for k, v in facts.as_dict().items() if k not in ("task", "reason", "cause")},
         "task": facts.task,
         **(extra or {}),
     }

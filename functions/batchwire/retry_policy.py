@@ -130,6 +130,8 @@ class RetryDecision:
     reason: str
     container: str | None = None
     exit_code: int | None = None
+    #: The reason without the attempt count, for one-line summaries.
+    cause: str = ""
 
 
 def retry_decision(
@@ -219,9 +221,10 @@ def _retry_or_exhausted(
             f"{because}; run {attempt} of {policy.max_attempts}: no attempts left",
             container,
             exit_code,
+            because,
         )
     return RetryDecision(
-        "retry", f"{because}; run {attempt} of {policy.max_attempts}", container, exit_code
+        "retry", f"{because}; run {attempt} of {policy.max_attempts}", container, exit_code, because
     )
 
 

@@ -248,7 +248,10 @@ def test_forever_failing_task_runs_exactly_the_cap_then_dead_letters_and_notifie
         "account",
     }  # fmt: skip
     assert (message["container"], message["exitCode"], message["attempt"]) == ("app", 1, 3)
-    assert "gave up after 3 of 3 runs" in message["summary"]
+    assert message["summary"] == (
+        f"ECS task nightly-report ({event['detail']['taskArn'].rsplit('/', 1)[-1]}) in cluster "
+        "batch-jobs failed 3 of 3 runs, giving up: container app exited 1"
+    )
 
 
 def test_duplicate_stopped_event_starts_one_task(retrier: Retrier):
