@@ -70,6 +70,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except RequestError as error:
         logger.error("event refused; no task was touched", extra={"problems": error.problems})
         raise
+    except Exception:
+        logger.exception("stopped task not handled; Lambda will retry the event")
+        raise
     record_outcome(result)
     logger.info("stopped task handled", extra={"result": result})
     return result

@@ -168,8 +168,16 @@ class CountedContainers:
         if self.mode != "essential":
             return frozenset(_comma_list(self.mode))
         if task_definition_arn not in self._essential:
-            definition = self.ecs.describe_task_definition(taskDefinition=task_definition_arn)
-            containers = definition["taskDefinition"].get("containerDefinitions", [])
+            from botocore.exceptions import ClientError
+
+            try:
+                described = self.ecs.describe_task_definition(taskDefinition=task_definition_arn)
+            except ClientError as error:
+                # A deleted revision cannot be described: count every container (the
+                # cautious side: more retries, never a failure taken for a success).
+                log.warning("cannot learn essential containers, counting all: %s", error)
+                return None
+            containers = described["taskDefinition"].get("containerDefinitions", [])
             self._essential[task_definition_arn] = frozenset(
                 c["name"] for c in containers if c.get("essential", True)
             )

@@ -7,6 +7,7 @@ scheduler first started), and ECS hands it back in that task's own STOPPED event
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -89,8 +90,15 @@ class Attempt:
         return Attempt(self.number + 1, self.origin)
 
     def client_token(self, placement_try: int) -> str:
-        """RunTask's idempotency token: one per origin, attempt and placement try."""
-        return f"{self.origin}-{self.number}-{placement_try}"[:MAX_CLIENT_TOKEN]
+        """RunTask's idempotency token: one per origin, attempt and placement try.
+
+        Task ids are 32 or 36 characters, so the token reads ``<origin>-<attempt>-<try>``;
+        anything longer is hashed rather than cut, which could make two tokens equal.
+        """
+        token = f"{self.origin}-{self.number}-{placement_try}"
+        if len(token) <= MAX_CLIENT_TOKEN:
+            return token
+        return hashlib.sha256(token.encode()).hexdigest()[:MAX_CLIENT_TOKEN]
 
 
 def parse_task_state_change(event: Any) -> TaskStateChange:

@@ -548,3 +548,19 @@ def test_the_relaunch_copies_the_stopped_tasks_tags(retrier: Retrier):
         "batchwire:retry-of": scheduled["taskArn"].rsplit("/", 1)[-1],
         "batchwire:attempt": "2",
     }
+
+
+def test_without_the_task_definition_every_container_counts(retrier: Retrier):
+    # Given a task of a revision that can no longer be described, whose sidecar exited 1
+    event = exit1_event(retrier)
+    detail = event["detail"]
+    detail["taskDefinitionArn"] = detail["taskDefinitionArn"].replace(":1", ":9")
+    detail["containers"][0]["exitCode"] = 0
+    detail["containers"][1]["exitCode"] = 1
+
+    # When the retrier cannot learn which containers are essential
+    result = retrier.stopped(event)
+
+    # Then it errs on the side of retrying rather than calling the run a success
+    assert result["action"] == "retry"
+    assert "log-router exited 1" in result["reason"]

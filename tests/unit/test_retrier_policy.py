@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from batchwire.retry_policy import Backoff, RetryPolicy, parse_rules, retry_decision
-from batchwire.task_events import TaskDetail, attempt_of, parse_task_state_change
+from batchwire.task_events import Attempt, TaskDetail, attempt_of, parse_task_state_change
 from devtools.ecs_local import sample_event
 
 ESSENTIAL = frozenset({"app"})
@@ -193,3 +193,40 @@ def test_backoff_follows_step_functions(
     backoff: Backoff, retry_number: int, random: float, seconds: int
 ):
     assert backoff.delay_seconds(retry_number, lambda: random) == seconds
+
+
+@pytest.mark.parametrize(
+    ("origin", "expected"),
+    [
+        ("3f6c1e2a9b7d4c58a0e1f2b3c4d5e6f7", "3f6c1e2a9b7d4c58a0e1f2b3c4d5e6f7-2-1"),
+        ("0d6b5c2f-7a9e-4d8e-8fb6-5b2c3d4e6f76", "0d6b5c2f-7a9e-4d8e-8fb6-5b2c3d4e6f76-2-1"),
+    ],
+)
+def test_client_token_names_origin_attempt_and_try(origin: str, expected: str):
+    assert Attempt(2, origin).client_token(1) == expected
+
+
+def test_long_client_tokens_are_hashed_not_cut():
+    # Given an origin so long that the attempt would not fit in 64 characters
+    origin = "x" * 70
+
+    # When tokens are made for two attempts
+    tokens = {Attempt(2, origin).client_token(1), Attempt(3, origin).client_token(1)}
+
+    # Then they fit RunTask's limit and still differ
+    assert len(tokens) == 2
+    assert all(len(token) <= 64 for token in tokens)
+
+
+@pytest.mark.parametrize(
+    ("started_by", "attempt", "origin"),
+    [
+        ("events-rule/nightly-report", 1, "3f6c1e2a9b7d4c58a0e1f2b3c4d5e6f7"),
+        (None, 1, "3f6c1e2a9b7d4c58a0e1f2b3c4d5e6f7"),
+        ("batchwire-retry/3/abc-123", 3, "abc-123"),
+        ("batchwire-retry/x/abc", 1, "3f6c1e2a9b7d4c58a0e1f2b3c4d5e6f7"),
+    ],
+)
+def test_attempt_is_read_back_from_started_by(started_by: str | None, attempt: int, origin: str):
+    task = detail(startedBy=started_by)
+    assert attempt_of(task) == Attempt(attempt, origin)
