@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BeforeValidator, Field, field_validator
 
 from batchwire.config import EnvSettings
@@ -168,8 +169,6 @@ class CountedContainers:
         if self.mode != "essential":
             return frozenset(_comma_list(self.mode))
         if task_definition_arn not in self._essential:
-            from botocore.exceptions import ClientError
-
             try:
                 described = self.ecs.describe_task_definition(taskDefinition=task_definition_arn)
             except ClientError as error:
@@ -253,7 +252,7 @@ def tags_for_relaunch(ecs: ECSClient, detail: TaskDetail, attempt: Attempt) -> l
                 and not tag["key"].lower().startswith("aws:")
                 and tag["key"] not in OUR_TAGS
             ]
-    except Exception as error:  # the relaunch matters more than its tags
+    except (BotoCoreError, ClientError) as error:  # the relaunch matters more than its tags
         log.warning("could not read the stopped task's tags: %s", error)
     ours = [
         {"key": "batchwire:retry-of", "value": attempt.origin},
@@ -296,7 +295,7 @@ def handle_task_stopped(
         attempt=attempt.number,
         maxAttempts=settings.max_attempts,
     )
-    facts = TaskFacts.of(change.model_dump(by_alias=True), detail, decision)
+    facts = TaskFacts.of(event, detail, decision)
 
     if decision.action == "retry":
         following = attempt.next()
@@ -313,10 +312,10 @@ def handle_task_stopped(
             "request": request,
             "facts": facts.as_dict(),
         }
-        once.run_once(
+        queued = once.run_once(
             f"{detail.taskArn}#relaunch", lambda: _enqueue(clients.sqs, settings, message, delay)
         )
-        result.update(nextAttempt=following.number, delaySeconds=delay)
+        result.update(nextAttempt=following.number, delaySeconds=queued["delaySeconds"])
     if decision.action in ("exhausted", "park"):
         kind: DeadLetterKind = (
             "task-retries-exhausted" if decision.action == "exhausted" else "task-not-processed"
@@ -428,8 +427,6 @@ def run_task(ecs: ECSClient, request: dict[str, Any], client_token: str) -> dict
     A 200 answer without a task is a failure, never a success. Throttling and server
     errors become failures too (tried later); any other error propagates.
     """
-    from botocore.exceptions import ClientError
-
     try:
         response = ecs.run_task(**request, clientToken=client_token)
     except ClientError as error:
