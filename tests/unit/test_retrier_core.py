@@ -176,6 +176,25 @@ def retrier(aws: dict[str, Any]) -> Retrier:
     return make_retrier(aws)
 
 
+def run_scheduled_task(retrier: Retrier) -> dict[str, Any]:
+    """Start the task as an EventBridge schedule would: with its own startedBy and tags."""
+    workload = retrier.workload
+    task: dict[str, Any] = retrier.ecs.run_task(
+        cluster=workload.cluster_arn,
+        taskDefinition=workload.task_definition_arn,
+        launchType="FARGATE",
+        startedBy="events-rule/nightly-report",
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": [workload.subnet],
+                "securityGroups": [workload.security_group],
+            }
+        },
+        tags=[{"key": "team", "value": "reports"}],
+    )["tasks"][0]
+    return task
+
+
 def exit1_event(retrier: Retrier) -> dict[str, Any]:
     return sample_event("ecs-task-stopped-exit1.json", subnet=retrier.workload.subnet)
 
@@ -217,7 +236,8 @@ def test_forever_failing_task_runs_exactly_the_cap_then_dead_letters_and_notifie
     retrier: Retrier,
 ):
     # Given a scheduled task that exits 1 on every run
-    event = exit1_event(retrier)
+    task = run_scheduled_task(retrier)
+    event = stopped_event(task, {"app": 1, "log-router": 0})
 
     # When each run's STOPPED event is fed back in, as ECS and EventBridge would
     for _ in range(10):
@@ -227,8 +247,8 @@ def test_forever_failing_task_runs_exactly_the_cap_then_dead_letters_and_notifie
         [task] = [t for t in retrier.tasks() if t["taskArn"] == relaunched["taskArn"]]
         event = stopped_event(task, {"app": 1, "log-router": 0})
 
-    # Then it ran 3 times in all (the scheduled run and two retries)
-    assert len(retrier.tasks()) == 2  # the scheduled run is not in moto: 2 relaunches
+    # Then it ran 3 times in all: the scheduled run and two retries
+    assert len(retrier.tasks()) == 3
     assert [r["action"] for r in retrier.results] == [
         "retry", "relaunched", "retry", "relaunched", "exhausted",
     ]  # fmt: skip
@@ -520,20 +540,7 @@ def test_settings_errors_name_the_variable(aws: dict[str, Any]):
 
 def test_the_relaunch_copies_the_stopped_tasks_tags(retrier: Retrier):
     # Given a scheduled task started with cost-allocation tags, which exited 1
-    workload = retrier.workload
-    scheduled = retrier.ecs.run_task(
-        cluster=workload.cluster_arn,
-        taskDefinition=workload.task_definition_arn,
-        launchType="FARGATE",
-        startedBy="events-rule/nightly-report",
-        networkConfiguration={
-            "awsvpcConfiguration": {
-                "subnets": [workload.subnet],
-                "securityGroups": [workload.security_group],
-            }
-        },
-        tags=[{"key": "team", "value": "reports"}],
-    )["tasks"][0]
+    scheduled = run_scheduled_task(retrier)
     event = stopped_event(scheduled, {"app": 1, "log-router": 0})
 
     # When the retrier relaunches it
