@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devtools.ecs_local import create_ecs_workload, stopped_event
 from devtools.local_aws import (
     LocalAws,
     create_batch_workload,
@@ -167,7 +168,109 @@ def stage_chain(run: DemoRun) -> None:
     show("duplicate absorbed", f"{same} (same job id returned, no second job)")
 
 
-STAGES: list[Callable[[DemoRun], None]] = [stage_schedule, stage_chain]
+def stage_retry(run: DemoRun) -> None:
+    """A scheduled ECS task keeps exiting 1: retried up to the cap, then dead-lettered."""
+    say("An ECS cluster and a Fargate task definition (nightly-report) in moto")
+    ec2, ecs, sqs = run.local.client("ec2"), run.local.client("ecs"), run.local.client("sqs")
+    workload = create_ecs_workload(ec2, ecs)
+    inbox = subscribe_queue(run, "retrier-demo-inbox")
+    run.extra_environ.update(
+        NOTIFICATION_TOPIC_ARN=run.resources["NotificationTopic"],
+        RETRIER_DELAY_QUEUE_URL=run.resources["RetrierDelayQueue"],
+        RETRIER_DEAD_LETTER_QUEUE_URL=run.resources["RetrierDeadLetterQueue"],
+    )
+    params = (
+        f"RetrierSecurityGroupIds={workload.security_group} RetrierBackoffIntervalSeconds=1 "
+        "RetrierBackoffRate=2 RetrierMaxAttempts=3"
+    )
+    task = ecs.run_task(
+        cluster=workload.cluster_arn,
+        taskDefinition=workload.task_definition_arn,
+        launchType="FARGATE",
+        platformVersion="1.4.0",
+        startedBy="events-rule/nightly-report",
+        overrides={"containerOverrides": [{"name": "app", "command": ["report", "--day", "22"]}]},
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": [workload.subnet],
+                "securityGroups": [workload.security_group],
+            }
+        },
+        tags=[{"key": "team", "value": "reports"}],
+    )["tasks"][0]
+    show("scheduled run", {"taskArn": task["taskArn"], "startedBy": task["startedBy"]})
+    origin = task["taskArn"].rsplit("/", 1)[-1]
+    for _ in range(10):
+        event = stopped_event(task, {"app": 1, "log-router": 0})
+        say(
+            f"Task {task['taskArn'].rsplit('/', 1)[-1][:8]} STOPPED (app exited 1): RetrierFunction"
+        )
+        decided = run.invoke("RetrierFunction", event, params)
+        show("decision", {k: decided.get(k) for k in ("action", "reason", "delaySeconds")})
+        if decided["action"] != "retry":
+            break
+        body = wait_for_message(sqs, run.resources["RetrierDelayQueue"], decided["delaySeconds"])
+        relaunched = run.invoke("RetrierFunction", {"Records": [sqs_record(body)]}, params)
+        marker = f"batchwire-retry/{decided['nextAttempt']}/{origin}"
+        [arn] = ecs.list_tasks(cluster=workload.cluster_arn, startedBy=marker)["taskArns"]
+        task = ecs.describe_tasks(cluster=workload.cluster_arn, tasks=[arn])["tasks"][0]
+        show(
+            "relaunched after the backoff",
+            {
+                "batchItemFailures": relaunched["batchItemFailures"],
+                "taskArn": task["taskArn"],
+                "startedBy": task["startedBy"],
+                "overrides": task["overrides"]["containerOverrides"],
+            },
+        )
+    say("The retrier gave up: dead-letter record (RetrierDeadLetterQueue)")
+    record = json.loads(wait_for_message(sqs, run.resources["RetrierDeadLetterQueue"], 0))
+    show("record", {k: v for k, v in record.items() if k != "task"} | {"task": "(full ECS detail)"})
+    say("... and the notification published on NotificationTopic (for the log notifier)")
+    envelope = json.loads(wait_for_message(sqs, inbox, 0))
+    show("MessageAttributes.kind", envelope["MessageAttributes"]["kind"]["Value"])
+    show("Message", json.loads(envelope["Message"]))
+
+
+def subscribe_queue(run: DemoRun, name: str) -> str:
+    """An SQS queue subscribed to NotificationTopic, to read what was published."""
+    sqs, sns = run.local.client("sqs"), run.local.client("sns")
+    url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    sns.subscribe(
+        TopicArn=run.resources["NotificationTopic"], Protocol="sqs", Endpoint=arn["QueueArn"]
+    )
+    return url
+
+
+def wait_for_message(sqs: Any, queue_url: str, delay_seconds: int) -> str:
+    """Receive (and delete) one message, waiting out its delay as Lambda's poller would."""
+    deadline = time.monotonic() + delay_seconds + 10
+    while time.monotonic() < deadline:
+        received = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1)
+        for message in received.get("Messages", []):
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            body: str = message["Body"]
+            return body
+    raise RuntimeError(f"no message arrived in {queue_url}")
+
+
+def sqs_record(body: str) -> dict[str, Any]:
+    """The SQS event record Lambda's poller builds for one message of the delay queue."""
+    return {
+        "messageId": f"demo-{time.monotonic_ns()}",
+        "receiptHandle": "demo",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:RetrierDelayQueue",
+        "awsRegion": "us-east-1",
+    }
+
+
+STAGES: list[Callable[[DemoRun], None]] = [stage_schedule, stage_chain, stage_retry]
 
 
 def main() -> int:

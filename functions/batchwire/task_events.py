@@ -1,0 +1,155 @@
+"""The ECS Task State Change event, and the attempt marker a relaunched task carries.
+
+ECS says nothing about attempts: the retrier writes ``batchwire-retry/<attempt>/<origin>``
+into ``startedBy`` of every task it starts (``origin`` is the id of the task the
+scheduler first started), and ECS hands it back in that task's own STOPPED event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from batchwire.errors import RequestError, describe_validation_error
+
+#: ``startedBy`` allows up to 128 letters, digits, ``-``, ``_`` and ``/``.
+MARKER_PREFIX = "batchwire-retry"
+_MARKER = re.compile(rf"^{MARKER_PREFIX}/(?P<attempt>[1-9][0-9]{{0,2}})/(?P<origin>[A-Za-z0-9-]+)$")
+MAX_CLIENT_TOKEN = 64
+
+
+class _Lenient(BaseModel):
+    # AWS adds fields to its events over time: keep what we do not model, refuse nothing.
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class ContainerState(_Lenient):
+    name: str = Field(min_length=1)
+    exitCode: int | None = None
+    reason: str | None = None
+    lastStatus: str | None = None
+
+
+class AttachmentDetail(_Lenient):
+    name: str
+    value: str | None = None
+
+
+class Attachment(_Lenient):
+    type: str | None = None
+    details: list[AttachmentDetail] = []
+
+
+class TaskDetail(_Lenient):
+    """``detail`` of an ECS Task State Change, the fields the retrier reads."""
+
+    taskArn: str = Field(pattern=r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task/.+")
+    clusterArn: str = Field(pattern=r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:cluster/.+")
+    taskDefinitionArn: str = Field(
+        pattern=r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task-definition/[A-Za-z0-9_-]+:\d+$"
+    )
+    lastStatus: str = Field(min_length=1)
+    containers: list[ContainerState] = []
+    stopCode: str | None = None
+    stoppedReason: str | None = None
+    group: str | None = None
+    startedBy: str | None = None
+    launchType: str | None = None
+    capacityProviderName: str | None = None
+    platformVersion: str | None = None
+    overrides: dict[str, Any] | None = None
+    attachments: list[Attachment] = []
+
+
+class TaskStateChange(_Lenient):
+    id: str = Field(min_length=1)
+    source: str
+    detail_type: str = Field(alias="detail-type")
+    account: str = ""
+    region: str = ""
+    time: str = ""
+    detail: TaskDetail
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Which run of a scheduled task this is: ``number`` 1 is the run the scheduler started."""
+
+    number: int
+    origin: str
+
+    @property
+    def started_by(self) -> str:
+        return f"{MARKER_PREFIX}/{self.number}/{self.origin}"
+
+    def next(self) -> Attempt:
+        return Attempt(self.number + 1, self.origin)
+
+    def client_token(self, placement_try: int) -> str:
+        """RunTask's idempotency token: one per origin, attempt and placement try.
+
+        Task ids are 32 or 36 characters, so the token reads ``<origin>-<attempt>-<try>``;
+        anything longer is hashed rather than cut, which could make two tokens equal.
+        """
+        token = f"{self.origin}-{self.number}-{placement_try}"
+        if len(token) <= MAX_CLIENT_TOKEN:
+            return token
+        return hashlib.sha256(token.encode()).hexdigest()[:MAX_CLIENT_TOKEN]
+
+
+def parse_task_state_change(event: Any) -> TaskStateChange:
+    """Validate an ECS Task State Change; RequestError names each wrong field."""
+    if not isinstance(event, dict):
+        raise RequestError("ECS event must be a JSON object", [f"(event): got {type(event)}"])
+    try:
+        parsed = TaskStateChange.model_validate(event)
+    except ValidationError as error:
+        raise RequestError(
+            "not a usable ECS Task State Change event", describe_validation_error(error)
+        ) from None
+    problems = []
+    if parsed.source != "aws.ecs":
+        problems.append(f"source: expected 'aws.ecs' (got {parsed.source!r})")
+    if parsed.detail_type != "ECS Task State Change":
+        problems.append(
+            f"detail-type: expected 'ECS Task State Change' (got {parsed.detail_type!r})"
+        )
+    if problems:
+        raise RequestError("not an ECS Task State Change event", problems)
+    return parsed
+
+
+def task_id(task_arn: str) -> str:
+    """The task id: last part of ``task/<cluster>/<id>`` (or of the old ``task/<id>``)."""
+    return task_arn.rsplit("/", 1)[-1]
+
+
+def task_family(task_definition_arn: str) -> str:
+    """``family`` of ``arn:...:task-definition/family:revision``."""
+    return task_definition_arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+
+
+def attempt_of(detail: TaskDetail) -> Attempt:
+    """The attempt this task was, read back from its ``startedBy`` marker.
+
+    A task without the marker was started by something else (the scheduler, a person):
+    it is attempt 1 and the origin of its own retries.
+    """
+    match = _MARKER.match(detail.startedBy or "")
+    if match:
+        return Attempt(int(match["attempt"]), match["origin"])
+    return Attempt(1, task_id(detail.taskArn))
+
+
+def subnets_of(detail: TaskDetail) -> list[str]:
+    """Subnets of the task's network interfaces (the event has no security groups)."""
+    subnets: list[str] = []
+    for attachment in detail.attachments:
+        for item in attachment.details:
+            if item.name == "subnetId" and item.value and item.value not in subnets:
+                subnets.append(item.value)
+    return subnets

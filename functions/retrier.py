@@ -1,0 +1,102 @@
+"""ECS task retrier: a scheduled task STOPPED (EventBridge), or a relaunch is due (SQS)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from batchwire.config import load_settings
+from batchwire.errors import RequestError
+from batchwire.idempotency import OnceStore
+from batchwire.retrier import (
+    IDEMPOTENCY_PREFIX,
+    CountedContainers,
+    RetrierClients,
+    RetrierSettings,
+    handle_task_stopped,
+    relaunch_when_due,
+)
+
+#: Metric per outcome a person may want to alarm on.
+OUTCOME_METRICS = {
+    "relaunched": "RetriesStarted",
+    "exhausted": "RetriesExhausted",
+    "reject": "Rejected",
+}
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+settings = load_settings(RetrierSettings)
+clients = RetrierClients(ecs=boto3.client("ecs"), sqs=boto3.client("sqs"), sns=boto3.client("sns"))
+counted = CountedContainers(clients.ecs, settings.containers)
+once = OnceStore(settings.idempotency_table, IDEMPOTENCY_PREFIX, settings.idempotency_ttl_seconds)
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@logger.inject_lambda_context(log_event=False, correlation_id_path="detail.taskArn")
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    once.register(context)
+    if "Records" in event:
+        return dict(
+            process_partial_response(
+                event=event, record_handler=relaunch_record, processor=processor, context=context
+            )
+        )
+    try:
+        result = handle_task_stopped(
+            event,
+            settings=settings,
+            clients=clients,
+            counted=counted,
+            once=once,
+            now=datetime.now(UTC),
+            random=random.random,
+        )
+    except RequestError as error:
+        logger.error("event refused; no task was touched", extra={"problems": error.problems})
+        raise
+    except Exception:
+        logger.exception("stopped task not handled; Lambda will retry the event")
+        raise
+    record_outcome(result)
+    logger.info("stopped task handled", extra={"result": result})
+    return result
+
+
+def relaunch_record(record: SQSRecord) -> dict[str, Any]:
+    """One delay-queue message; an error fails only this record (ReportBatchItemFailures)."""
+    result = relaunch_when_due(
+        record.body,
+        settings=settings,
+        clients=clients,
+        once=once,
+        now=datetime.now(UTC),
+        random=random.random,
+    )
+    logger.set_correlation_id(result.get("origin"))
+    record_outcome(result)
+    logger.info("relaunch message handled", extra={"result": result})
+    return result
+
+
+def record_outcome(result: dict[str, Any]) -> None:
+    name = OUTCOME_METRICS.get(result.get("action", ""))
+    if name:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    if "deadLettered" in result:
+        metrics.add_metric(name="DeadLettered", unit=MetricUnit.Count, value=1)

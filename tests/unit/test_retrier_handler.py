@@ -1,0 +1,124 @@
+"""The retrier's Lambda handler: both triggers, partial batch failures, metrics."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from devtools.ecs_local import EcsWorkload, create_ecs_workload, sample_event
+from devtools.invoke import LocalContext
+
+REGION = "us-east-1"
+# A decision that only queues a relaunch emits no metric of its own
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+
+
+@pytest.fixture
+def handler_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType, EcsWorkload]]:
+    with mock_aws():
+        ec2, ecs = boto3.client("ec2", REGION), boto3.client("ecs", REGION)
+        sqs = boto3.client("sqs", REGION)
+        boto3.client("dynamodb", REGION).create_table(
+            TableName="idempotency",
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        workload = create_ecs_workload(ec2, ecs)
+        environ = {
+            "POWERTOOLS_SERVICE_NAME": "retrier",
+            "RETRIER_CLUSTER_ARNS": workload.cluster_arn,
+            "RETRIER_SECURITY_GROUPS": workload.security_group,
+            "RETRIER_BACKOFF_INTERVAL_SECONDS": "0",
+            "RETRIER_DELAY_QUEUE_URL": sqs.create_queue(QueueName="delay")["QueueUrl"],
+            "RETRIER_DEAD_LETTER_QUEUE_URL": sqs.create_queue(QueueName="dead")["QueueUrl"],
+            "NOTIFICATION_TOPIC_ARN": boto3.client("sns", REGION).create_topic(Name="n")[
+                "TopicArn"
+            ],
+            "IDEMPOTENCY_TABLE": "idempotency",
+        }
+        for name, value in environ.items():
+            monkeypatch.setenv(name, value)
+        sys.modules.pop("retrier", None)  # handlers read their settings at import
+        yield importlib.import_module("retrier"), workload
+        sys.modules.pop("retrier", None)
+
+
+def context() -> Any:
+    return LocalContext(
+        function_name="RetrierFunction", memory_limit_in_mb=256, timeout_seconds=60, region=REGION
+    )
+
+
+def metric_names(output: str) -> set[str]:
+    names: set[str] = set()
+    for line in output.splitlines():
+        if '"_aws"' in line:
+            document = json.loads(line)
+            for directive in document["_aws"]["CloudWatchMetrics"]:
+                names.update(metric["Name"] for metric in directive["Metrics"])
+    return names
+
+
+def sqs_event(*bodies: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": f"m-{index}",
+                "receiptHandle": f"r-{index}",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:RetrierDelayQueue",
+                "awsRegion": REGION,
+            }
+            for index, body in enumerate(bodies)
+        ]
+    }
+
+
+def test_stopped_event_then_due_message_start_the_task_and_count_it(
+    handler_module: tuple[ModuleType, EcsWorkload], capsys: pytest.CaptureFixture[str]
+):
+    # Given the retrier's handler and a task that exited 1
+    module, workload = handler_module
+    event = sample_event("ecs-task-stopped-exit1.json", subnet=workload.subnet)
+    sqs = boto3.client("sqs", REGION)
+
+    # When EventBridge delivers the STOPPED event, then SQS the relaunch with a bad neighbour
+    decided = module.handler(event, context())
+    queue = module.settings.delay_queue_url
+    [message] = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    answer = module.handler(sqs_event("not json", message["Body"]), context())
+
+    # Then the task runs again, only the bad record is reported failed, and metrics say so
+    assert decided["action"] == "retry"
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+    tasks = boto3.client("ecs", REGION).list_tasks(cluster=workload.cluster_arn)["taskArns"]
+    assert len(tasks) == 1
+    assert "RetriesStarted" in metric_names(capsys.readouterr().out)
+
+
+def test_rejected_task_is_counted(
+    handler_module: tuple[ModuleType, EcsWorkload], capsys: pytest.CaptureFixture[str]
+):
+    # Given a task that exited 3
+    module, workload = handler_module
+    event = sample_event("ecs-task-stopped-exit3.json", subnet=workload.subnet)
+
+    # When the handler takes its STOPPED event
+    result = module.handler(event, context())
+
+    # Then the Rejected metric is emitted
+    assert result["notified"] == "task-rejected"
+    assert "Rejected" in metric_names(capsys.readouterr().out)
