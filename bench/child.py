@@ -39,13 +39,15 @@ class _Blocker:
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
         if fullname.partition(".")[0] in self.blocked:
-            raise ModuleNotFoundError(f"No module named {fullname!r} (bench sandbox)", name=fullname)
+            raise ModuleNotFoundError(
+                f"No module named {fullname!r} (bench sandbox)", name=fullname
+            )
 
 
 def install_sandbox() -> None:
     blocked = os.environ.get("BENCH_BLOCKED_MODULES", "")
     if blocked:
-        sys.meta_path.insert(0, _Blocker(set(blocked.split(","))))  # type: ignore[arg-type]
+        sys.meta_path.insert(0, _Blocker(set(blocked.split(","))))
 
 
 @dataclass
@@ -86,7 +88,7 @@ class Responder:
         self._ids: list[str] = []
 
     def __enter__(self) -> Responder:
-        from botocore.awsrequest import AWSResponse
+        from botocore.awsrequest import AWSResponse, HTTPHeaders
 
         for index, (stub, client) in enumerate(self.clients):
             to_method = {api: method for method, api in client.meta.method_to_api_mapping.items()}
@@ -105,7 +107,7 @@ class Responder:
                         "to its ClientStub in bench/registry.py"
                     )
                 self.calls.append((index, method))
-                return AWSResponse("", 200, {}, None), dict(stub.responses[method])
+                return AWSResponse("", 200, HTTPHeaders(), None), dict(stub.responses[method])
 
             unique_id = f"bench-responder-{index}"
             client.meta.events.register_first("before-call.*.*", answer, unique_id=unique_id)
@@ -133,6 +135,10 @@ class Loaded:
 
 
 def load(spec: HandlerSpec, role: str) -> Loaded:
+    if spec.slack:
+        from bench.notifier import counted_slack_posts
+
+        counted_slack_posts().__enter__()  # for the life of this child: nothing leaves it
     module = importlib.import_module(spec.module if role == "handler" else spec.naive)
     stubs = spec.stubs if role == "handler" else spec.naive_stubs
     clients = [(stub, resolve(module, stub.path)) for stub in stubs]

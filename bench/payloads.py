@@ -65,7 +65,7 @@ def log_batch_document(
     """The decompressed subscription document: ``events`` lines of one stream, padded so
     the compact JSON is about ``target_bytes`` long (longer when 10,000 bare lines already
     are: real event ids take 56 digits). Each line is ``message`` and its line number."""
-    head = {
+    head: dict[str, Any] = {
         "messageType": "DATA_MESSAGE",
         "owner": "123456789012",
         "logGroup": log_group,
@@ -89,7 +89,9 @@ def log_subscription_event(document: dict[str, Any]) -> dict[str, Any]:
 
 def decode_floor(event: dict[str, Any]) -> dict[str, Any]:
     """The least any notifier must do with a subscription event: base64, gunzip, json.loads."""
-    document: dict[str, Any] = json.loads(gzip.decompress(base64.b64decode(event["awslogs"]["data"])))
+    document: dict[str, Any] = json.loads(
+        gzip.decompress(base64.b64decode(event["awslogs"]["data"]))
+    )
     return document
 
 

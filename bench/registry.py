@@ -54,6 +54,11 @@ class HandlerSpec:
     warm: bool = True
     #: Module with ``run(spec) -> list[dict]`` of handler-specific rows (bench/notifier.py).
     extra: str | None = None
+    #: Memory and extra benchmarks run against a moto server holding the template's tables
+    #: (for state the canned responses cannot play, such as flood control).
+    local_aws: bool = False
+    #: Slack webhook posts are answered in-process (200) and counted, never sent.
+    slack: bool = False
 
     @property
     def available(self) -> bool:
@@ -75,7 +80,14 @@ _SUBMIT_JOB = {
 }
 
 #: Powertools idempotency on a first delivery: PutItem (in progress) then UpdateItem (done).
-_IDEMPOTENCY_FIRST_DELIVERY = {"put_item": {}, "update_item": {}}
+_IDEMPOTENCY_FIRST_DELIVERY: dict[str, dict[str, Any]] = {"put_item": {}, "update_item": {}}
+
+_RUN_TASK = {
+    "run_task": {
+        "tasks": [{"taskArn": "arn:aws:ecs:us-east-1:123456789012:task/feeds/0123456789abcdef"}],
+        "failures": [],
+    }
+}
 
 REGISTRY: tuple[HandlerSpec, ...] = (
     HandlerSpec(
@@ -90,6 +102,47 @@ REGISTRY: tuple[HandlerSpec, ...] = (
         ),
         naive_stubs=(ClientStub("batch", _SUBMIT_JOB),),
         largest_event=payloads.largest_schedule_event,
+    ),
+    # The three below are skipped until their module lands in functions/. Confirm the
+    # logical id, the event file and the client attribute paths against the code then.
+    HandlerSpec(
+        name="chainer",
+        module="chainer",
+        function="ChainerFunction",
+        event="events/chain-sns.json",
+        naive="bench.naive.chainer",
+        stubs=(
+            ClientStub("batch", _SUBMIT_JOB),
+            ClientStub("once.persistence.client", _IDEMPOTENCY_FIRST_DELIVERY),
+        ),
+        naive_stubs=(ClientStub("batch", _SUBMIT_JOB),),
+    ),
+    HandlerSpec(
+        name="retrier",
+        module="retrier",
+        function="RetrierFunction",
+        event="events/ecs-task-stopped.json",
+        naive="bench.naive.retrier",
+        stubs=(
+            ClientStub("ecs", _RUN_TASK),
+            ClientStub("once.persistence.client", _IDEMPOTENCY_FIRST_DELIVERY),
+        ),
+        naive_stubs=(ClientStub("ecs", _RUN_TASK),),
+    ),
+    HandlerSpec(
+        name="notifier",
+        module="notifier",
+        function="NotifierFunction",
+        event="events/logs-subscription.json",
+        naive="bench.naive.notifier",
+        stubs=(),
+        naive_stubs=(),
+        largest_event=lambda: payloads.log_subscription_event(payloads.log_batch_document()),
+        environment={"SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/bench"},
+        warm=False,
+        extra="bench.notifier",
+        local_aws=True,
+        slack=True,
     ),
 )
 

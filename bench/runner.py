@@ -1,9 +1,9 @@
 """The benchmark driver: starts one fresh interpreter per measurement, prints the table.
 
-    python -m bench                      every benchmark of every available handler
-    python -m bench --check              the same; exit status 1 when a target is missed
-    python -m bench --only submitter     one handler
-    python -m bench --importtime submitter   where the cold start of a handler goes
+python -m bench                      every benchmark of every available handler
+python -m bench --check              the same; exit status 1 when a target is missed
+python -m bench --only submitter     one handler
+python -m bench --importtime submitter   where the cold start of a handler goes
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -101,7 +102,7 @@ class Worker:
 
     def __init__(self, spec: HandlerSpec, role: str, env: Mapping[str, str]) -> None:
         self.label = f"{spec.name} {role}"
-        self.stderr: IO[str] = tempfile.TemporaryFile("w+")
+        self.stderr: IO[str] = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed in close())
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bench.child", "serve", spec.name, role],
             env=dict(env),
@@ -187,10 +188,25 @@ def measure_warm(spec: HandlerSpec, env: Mapping[str, str], settings: Settings) 
     ]
 
 
+@contextmanager
+def aws_for(spec: HandlerSpec, env: Mapping[str, str]) -> Iterator[dict[str, str]]:
+    """``env``, pointed at a moto server holding the template's resources if the spec asks."""
+    if not spec.local_aws:
+        yield dict(env)
+        return
+    from devtools.local_aws import moto_server, provision_template_resources
+    from devtools.template import TEMPLATE
+
+    with moto_server() as local:
+        provision_template_resources(local, TEMPLATE)
+        yield {**env, **local.environ}
+
+
 def measure_memory(spec: HandlerSpec, env: Mapping[str, str]) -> list[Row]:
     """Peak RSS of the whole process on the largest event, handler and naive."""
-    mine = run_child(["memory", spec.name, "handler"], env)
-    naive = run_child(["memory", spec.name, "naive"], env)
+    with aws_for(spec, env) as aws_env:
+        mine = run_child(["memory", spec.name, "handler"], aws_env)
+        naive = run_child(["memory", spec.name, "naive"], aws_env)
     size = f"{mine['event_bytes']:,}-byte event"
     return [
         Row(
@@ -218,7 +234,8 @@ def measure_memory(spec: HandlerSpec, env: Mapping[str, str]) -> list[Row]:
 
 def measure_extra(spec: HandlerSpec, env: Mapping[str, str]) -> list[Row]:
     """Rows of the handler's own benchmarks (``spec.extra``), run in a fresh child."""
-    answer = run_child(["extra", spec.name], env)
+    with aws_for(spec, env) as aws_env:
+        answer = run_child(["extra", spec.name], aws_env)
     return [
         Row(
             row["measurement"],
@@ -236,7 +253,9 @@ def benchmark(spec: HandlerSpec, settings: Settings, blocked: set[str] | None) -
     """Every row of one handler; a failure becomes a MISS row naming what went wrong."""
     info = Target("info")
     if not spec.available:
-        return [Row(f"{spec.name}: all", None, None, info, note="functions/ has no such module yet")]
+        return [
+            Row(f"{spec.name}: all", None, None, info, note="functions/ has no such module yet")
+        ]
     steps: list[tuple[str, Callable[[Mapping[str, str]], list[Row]]]] = [
         ("cold init", lambda env: measure_cold(spec, env, settings.runs))
     ]
@@ -318,10 +337,7 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (
-        f"{os.uname().machine}, {cpu}, {os.cpu_count()} CPUs, "
-        f"Python {sys.version.split()[0]}"
-    )
+    return f"{os.uname().machine}, {cpu}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -358,10 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.extend(benchmark(spec, settings, blocked))
     print(render_table(rows))
     sandbox = "Lambda package only" if settings.sandbox else "whole virtualenv"
-    print(
-        f"\nmachine: {machine()}; imports: {sandbox}; "
-        f"took {time.perf_counter() - started:.0f} s"
-    )
+    print(f"\nmachine: {machine()}; imports: {sandbox}; took {time.perf_counter() - started:.0f} s")
     missed = misses(rows)
     if args.check and missed:
         print(f"\n{len(missed)} target(s) missed: " + "; ".join(r.measurement for r in missed))
