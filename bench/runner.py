@@ -347,7 +347,11 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.uname().machine}, {cpu}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    return (
+        f"{os.uname().machine}, {cpu}, {os.cpu_count()} CPUs, "
+        f"Python {sys.version.split()[0]}, load average {load}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
