@@ -9,6 +9,7 @@ python -m bench --importtime submitter   where the cold start of a handler goes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -137,8 +138,9 @@ class Worker:
         return json.loads(line)
 
     def close(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()
+        with contextlib.suppress(OSError):  # a worker that died has no reader left
+            if self.process.stdin is not None:
+                self.process.stdin.close()
         self.process.wait(timeout=30)
         self.stderr.close()
 
@@ -171,8 +173,12 @@ def measure_cold(spec: HandlerSpec, env: Mapping[str, str], runs: int) -> list[R
 
 def measure_warm(spec: HandlerSpec, env: Mapping[str, str], settings: Settings) -> list[Row]:
     """Per-event time of warm invocations, both sides on botocore Stubbers, rounds alternated."""
-    handler, naive = Worker(spec, "handler", env), Worker(spec, "naive", env)
+    workers: list[Worker] = []
     try:
+        handler = Worker(spec, "handler", env)
+        workers.append(handler)
+        naive = Worker(spec, "naive", env)
+        workers.append(naive)
         for worker in (handler, naive):
             worker.time_events(max(1, settings.events // 4))  # warm-up round, not counted
         per_event: dict[str, list[float]] = {"handler": [], "naive": []}
@@ -184,8 +190,8 @@ def measure_warm(spec: HandlerSpec, env: Mapping[str, str], settings: Settings) 
                 per_event[role].append(wall_s * 1000)
                 cpu[role].append(cpu_s * 1000)
     finally:
-        handler.close()
-        naive.close()
+        for worker in workers:
+            worker.close()
     calls = _describe_calls(handler.ready["calls_per_event"])
     naive_calls = _describe_calls(naive.ready["calls_per_event"])
     return [
