@@ -1,0 +1,176 @@
+"""Benchmarks only the log notifier has (issue 7, items 3 and 4).
+
+Every function takes the notifier's handler (or module) as a parameter; ``run`` is what
+``bench.child extra notifier`` calls once functions/notifier.py exists and is registered.
+It runs in a fresh child with the function's environment, against the moto server the
+runner starts (the flood-control table is real), with Slack answered in-process: every
+webhook post is counted at slack_sdk's HTTP layer and answered 200 at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from bench.child import BenchContext, trace_header
+from bench.payloads import decode_floor, log_batch_document, log_subscription_event
+from bench.registry import HandlerSpec
+from bench.stats import median
+
+Handler = Callable[[Any, Any], Any]
+
+#: Handler time on a maximum batch against base64 + gunzip + json.loads of it.
+FLOOR_RATIO = 3.0
+#: Slack posts for a flood of one error (and, by the same rule, for one batch of it).
+MAX_POSTS = 2
+FLOOD_BATCHES = 100
+
+
+@contextmanager
+def counted_slack_posts() -> Iterator[list[dict[str, Any]]]:
+    """Answer every slack_sdk webhook post with 200 "ok" and keep its body."""
+    from slack_sdk.webhook.client import WebhookClient
+    from slack_sdk.webhook.webhook_response import WebhookResponse
+
+    posts: list[dict[str, Any]] = []
+    original = WebhookClient._perform_http_request
+
+    def answer(self: WebhookClient, *, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        posts.append(body)
+        return WebhookResponse(url=self.url, status_code=200, body="ok", headers={})
+
+    WebhookClient._perform_http_request = answer  # type: ignore[method-assign]
+    try:
+        yield posts
+    finally:
+        WebhookClient._perform_http_request = original  # type: ignore[method-assign]
+
+
+@contextmanager
+def counted_aws_calls() -> Iterator[Counter[str]]:
+    """Count every botocore API call of every client, as ``service.Operation``."""
+    from botocore.client import BaseClient
+
+    calls: Counter[str] = Counter()
+    original = BaseClient._make_api_call  # type: ignore[attr-defined]
+
+    def counting(self: BaseClient, operation_name: str, api_params: Any) -> Any:
+        calls[f"{self.meta.service_model.service_name}.{operation_name}"] += 1
+        return original(self, operation_name, api_params)
+
+    BaseClient._make_api_call = counting  # type: ignore[attr-defined]
+    try:
+        yield calls
+    finally:
+        BaseClient._make_api_call = original  # type: ignore[attr-defined]
+
+
+def invoke(handler: Handler, event: Any) -> Any:
+    os.environ["_X_AMZN_TRACE_ID"] = trace_header()
+    return handler(event, BenchContext())
+
+
+def distinct_max_batches(count: int) -> list[dict[str, Any]]:
+    """``count`` maximum batches, each a different error in a different log group, so no
+    batch is held back by the flood control of an earlier one."""
+    return [
+        log_subscription_event(
+            log_batch_document(
+                message=f"ERROR row rejected by rule {chr(65 + index % 26)}{index}",
+                log_group=f"/aws/batch/job-{index}",
+            )
+        )
+        for index in range(count)
+    ]
+
+
+def max_batch_time(handler: Handler, repetitions: int = 5) -> tuple[float, float]:
+    """Median ms of the handler on a maximum batch, and of the decoding floor on the same
+    batches (alternated). Each repetition is a new error, so each one posts."""
+    events = distinct_max_batches(repetitions)
+    handler_ms, floor_ms = [], []
+    with counted_slack_posts():
+        for event in events:
+            started = time.perf_counter()
+            decode_floor(event)
+            floor_ms.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            invoke(handler, event)
+            handler_ms.append((time.perf_counter() - started) * 1000)
+    return median(handler_ms), median(floor_ms)
+
+
+def posts_for_one_batch(handler: Handler, event: dict[str, Any]) -> int:
+    """Slack posts the handler makes for one batch."""
+    with counted_slack_posts() as posts:
+        invoke(handler, event)
+    return len(posts)
+
+
+def flood(handler: Handler, batches: int = FLOOD_BATCHES) -> tuple[int, Counter[str]]:
+    """``batches`` maximum batches of the same error in the same stream, back to back
+    (well inside any flood window): Slack posts in all, and AWS calls in all."""
+    document = log_batch_document(message="ERROR flood: row rejected", log_group="/aws/flood")
+    with counted_slack_posts() as posts, counted_aws_calls() as calls:
+        for index in range(batches):
+            for offset, log_event in enumerate(document["logEvents"]):
+                log_event["timestamp"] = 1_795_399_200_000 + index * 10_000 + offset
+            invoke(handler, log_subscription_event(document))
+    return len(posts), calls
+
+
+def run(spec: HandlerSpec) -> list[dict[str, Any]]:
+    """Rows for the table: max-batch time against the floor, posts per batch against the
+    naive one-post-per-line notifier, and the flood."""
+    module = importlib.import_module(spec.module)
+    handler: Handler = getattr(module, spec.handler)
+    naive_handler: Handler = importlib.import_module(spec.naive).handler
+    invoke(handler, distinct_max_batches(1)[0])  # cold invocation, not counted
+
+    handler_ms, floor_ms = max_batch_time(handler)
+    one_batch = distinct_max_batches(1)[0]
+    size = len(decode_floor(one_batch)["logEvents"])
+    posts = posts_for_one_batch(handler, one_batch)
+    naive_posts = posts_for_one_batch(naive_handler, one_batch)
+    flood_posts, flood_calls = flood(handler)
+    dynamodb = sum(n for name, n in flood_calls.items() if name.startswith("dynamodb."))
+    calls = ", ".join(f"{n} {name}" for name, n in sorted(flood_calls.items())) or "none"
+    return [
+        {
+            "measurement": f"{spec.name}: max batch time vs decode floor",
+            "value": handler_ms,
+            "baseline": floor_ms,
+            "comparison": "ratio<=",
+            "limit": FLOOR_RATIO,
+            "unit": "ms",
+            "note": f"{size:,} events, one stream; floor = base64 + gunzip + json.loads",
+        },
+        {
+            "measurement": f"{spec.name}: Slack posts for one max batch",
+            "value": posts,
+            "baseline": naive_posts,
+            "comparison": "value<=",
+            "limit": MAX_POSTS,
+            "note": "baseline: the naive notifier, one post per line",
+        },
+        {
+            "measurement": f"{spec.name}: flood, Slack posts in {FLOOD_BATCHES} batches",
+            "value": flood_posts,
+            "baseline": naive_posts * FLOOD_BATCHES,
+            "comparison": "value<=",
+            "limit": MAX_POSTS,
+            "note": "same error, same stream, back to back; baseline: one post per line",
+        },
+        {
+            "measurement": f"{spec.name}: flood, DynamoDB calls per batch",
+            "value": dynamodb / FLOOD_BATCHES,
+            "baseline": None,
+            "comparison": "info",
+            "note": f"all AWS calls in the flood: {calls}",
+        },
+    ]
