@@ -171,6 +171,10 @@ def _handler_for(receiver: SlackReceiver) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 payload = raw.decode(errors="replace")
             reply = receiver.next_reply(payload)
+            if reply.status == 200 and not reply.delay_seconds:
+                # counted before answering, so a client that got "ok" finds it recorded; a
+                # hung answer is one the client timed out on: never counted as posted
+                receiver.delivered(payload)
             if reply.delay_seconds:
                 threading.Event().wait(reply.delay_seconds)
             body = reply.body.encode()
@@ -184,10 +188,7 @@ def _handler_for(receiver: SlackReceiver) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(body)
                 self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
-                return  # the client gave up waiting (a scripted hang): nothing was posted
-            if reply.status == 200 and not reply.delay_seconds:
-                # a hung answer is one the client timed out on: never counted as posted
-                receiver.delivered(payload)
+                pass  # the client gave up waiting (a scripted hang)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # keep test and demo output clean

@@ -8,7 +8,7 @@ because escaping split it. Each built-in pattern keeps what helps a reader (``pa
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from batchwire.errors import ConfigurationError
@@ -30,16 +30,16 @@ BUILTIN_PATTERNS: tuple[tuple[str, str, str], ...] = (
         rf"\g<1>{REDACTED}",
     ),
     (
-        # an unlabelled 40-character secret key standing next to an access key id
+        # an unlabelled secret key: exactly 40 base64 characters (checked in _secret_key_shape)
         "aws-secret-key-shape",
-        r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+=]*[/+])(?=[A-Za-z0-9/+=]*[a-z])"
-        r"(?=[A-Za-z0-9/+=]*[A-Z])[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])",
-        REDACTED,
+        r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])",
+        "_secret_key_shape",
     ),
     ("bearer-token", r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}", rf"\g<1>{REDACTED}"),
     (
+        # bounded scheme and user, so a long run of letters cannot make matching quadratic
         "url-password",
-        r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+(@)",
+        r"\b([A-Za-z][A-Za-z0-9+.-]{0,30}://[^\s:/@]{1,256}:)[^\s@/]{1,256}(@)",
         rf"\g<1>{REDACTED}\g<2>",
     ),
     (
@@ -56,7 +56,7 @@ BUILTIN_PATTERNS: tuple[tuple[str, str, str], ...] = (
 class Redactor:
     """Applies the built-in patterns and any configured ones to a text."""
 
-    patterns: tuple[tuple[re.Pattern[str], str], ...]
+    patterns: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...]
 
     def redact(self, text: str) -> str:
         """``text`` with every secret the patterns know replaced by ``[REDACTED]``."""
@@ -65,12 +65,30 @@ class Redactor:
         return text
 
 
+def _secret_key_shape(match: re.Match[str]) -> str:
+    # a secret key mixes cases and holds / or +; paths, hashes and words rarely do all three
+    token = match.group(0)
+    looks_secret = (
+        any(c in "/+" for c in token)
+        and any(c.islower() for c in token)
+        and any(c.isupper() for c in token)
+        and any(c.isdigit() for c in token)
+    )
+    return REDACTED if looks_secret else token
+
+
+_REPLACERS: dict[str, Callable[[re.Match[str]], str]] = {"_secret_key_shape": _secret_key_shape}
+
+
 def build_redactor(extra_patterns: Iterable[str] = (), source: str = "REDACT_PATTERNS") -> Redactor:
     """A Redactor with the built-in patterns plus ``extra_patterns`` (whole match redacted).
 
     Raises ConfigurationError naming ``source`` and the pattern that does not compile.
     """
-    compiled = [(re.compile(pattern), replacement) for _, pattern, replacement in BUILTIN_PATTERNS]
+    compiled: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
+        (re.compile(pattern), _REPLACERS.get(replacement, replacement))
+        for _, pattern, replacement in BUILTIN_PATTERNS
+    ]
     for index, pattern in enumerate(extra_patterns):
         try:
             compiled.append((re.compile(pattern), REDACTED))

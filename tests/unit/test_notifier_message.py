@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +47,12 @@ def all_text(payload: dict[str, Any]) -> str:
 
 
 def code_text(payload: dict[str, Any]) -> str:
-    return next(
+    text: str = next(
         block["text"]["text"]
         for block in payload["blocks"]
         if block["type"] == "section" and block.get("text", {}).get("text", "").startswith("```")
     )
+    return text
 
 
 def log_alert(messages: list[str], group: str = "/aws/batch/job") -> Alert:
@@ -441,3 +443,13 @@ def test_sample_event_holds_the_lines_the_filter_passes() -> None:
     expected = [line for line in BATCH_JOB_LOG if matches(default_filter_pattern(), line)]
     assert alert.match_count == len(expected) == 3
     assert not any(" INFO " in line or " WARNING " in line for line in alert.lines)
+
+
+def test_redacting_a_256_kb_line_takes_well_under_a_second() -> None:
+    # Given the largest log event CloudWatch Logs accepts, one long run of characters
+    line = "ERROR " + "x" * 128_000 + " " + "aB3/" * 32_000
+    started = time.monotonic()
+    # When it is redacted
+    build_redactor().redact(line)
+    # Then no pattern backtracks over it (a quadratic pattern takes minutes here)
+    assert time.monotonic() - started < 1.0
