@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -78,7 +78,6 @@ class Alert:
     links: tuple[tuple[str, str], ...] = ()
     region: str = ""
     account: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
@@ -188,7 +187,7 @@ def alert_from_logs(decoded: Mapping[str, Any], region: str) -> Alert | None:
         if room > 0:
             lines.extend(line.rstrip() for line in message_lines[:room])
     timestamps = [int(event.get("timestamp", 0)) for event in events]
-    facts, links = _stream_facts(group, stream, region)
+    facts = _stream_facts(stream)
     account = str(decoded.get("owner") or "")
     what = dict(facts)
     title = (
@@ -218,26 +217,25 @@ def alert_from_logs(decoded: Mapping[str, Any], region: str) -> Alert | None:
         match_count=len(events),
         first_seen=utc(min(timestamps)),
         last_seen=utc(max(timestamps)),
-        links=(("CloudWatch log stream", cloudwatch_stream_link(region, group, stream)), *links),
+        links=(("CloudWatch log stream", cloudwatch_stream_link(region, group, stream)),),
         region=region,
         account=account,
     )
 
 
-def _stream_facts(
-    group: str, stream: str, region: str
-) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+def _stream_facts(stream: str) -> tuple[tuple[str, str], ...]:
     """What ran, read from the stream name.
 
     Batch streams are ``<job definition>/default/<task id>``; ECS awslogs streams are
-    ``<prefix>/<container>/<task id>``. Neither names the cluster, so no task link.
+    ``<prefix>/<container>/<task id>``. Neither names the cluster or the Batch job id, so a
+    log alert links to the stream only.
     """
     parts = stream.split("/")
     if len(parts) == 3 and parts[1] == "default":
-        return (("Job definition", parts[0]), ("Task id", parts[2])), ()
+        return (("Job definition", parts[0]), ("Task id", parts[2]))
     if len(parts) == 3:
-        return (("Container", parts[1]), ("Task id", parts[2]), ("Stream prefix", parts[0])), ()
-    return (), ()
+        return (("Container", parts[1]), ("Task id", parts[2]), ("Stream prefix", parts[0]))
+    return ()
 
 
 # --------------------------------------------------------------------- EventBridge

@@ -8,7 +8,7 @@ because escaping split it. Each built-in pattern keeps what helps a reader (``pa
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from batchwire.errors import ConfigurationError
@@ -102,8 +102,3 @@ def build_redactor(extra_patterns: Iterable[str] = (), source: str = "REDACT_PAT
 def escape_for_slack(text: str) -> str:
     """Escape the three characters Slack reads as markup: ``<!channel>`` stays inert text."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def redact_lines(redactor: Redactor, lines: Sequence[str]) -> list[str]:
-    """Redact each line (convenience for formatters)."""
-    return [redactor.redact(line) for line in lines]

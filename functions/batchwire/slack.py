@@ -18,7 +18,6 @@ MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
 MAX_FIELDS = 10
 MAX_FIELD_TEXT = 2000
-MAX_HEADER_TEXT = 150
 MAX_CONTEXT_ELEMENTS = 10
 #: Slack shows about 4,000 characters of a message's ``text``; longer is cut by Slack.
 MAX_FALLBACK_TEXT = 3000
@@ -42,10 +41,6 @@ def clip(text: str, limit: int, marker: str = "…") -> str:
 
 def mrkdwn(text: str, limit: int = MAX_SECTION_TEXT) -> dict[str, str]:
     return {"type": "mrkdwn", "text": clip(text, limit) or " "}
-
-
-def plain(text: str, limit: int = MAX_HEADER_TEXT) -> dict[str, Any]:
-    return {"type": "plain_text", "text": clip(text, limit) or " ", "emoji": True}
 
 
 def section(text: str) -> dict[str, Any]:
