@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -22,9 +23,7 @@ from batchwire.slack import WebhookDelivery
 
 class NotifierSettings(EnvSettings):
     region: str = Field(alias="AWS_REGION", min_length=1)
-    webhook_secret_arn: str = Field(
-        alias="SLACK_WEBHOOK_SECRET_ARN", pattern=r"^arn:aws[a-z-]*:secretsmanager:"
-    )
+    webhook_secret_arn: str = Field(alias="SLACK_WEBHOOK_SECRET_ARN")
     route_secret_arns: str = Field(alias="ROUTE_WEBHOOK_SECRET_ARNS", default="")
     routes: str = Field(alias="ROUTES", default="[]")
     redact_patterns: list[str] = Field(alias="REDACT_PATTERNS", default_factory=list)
@@ -36,6 +35,16 @@ class NotifierSettings(EnvSettings):
     slack_max_retries: int = Field(alias="SLACK_MAX_RETRIES", default=2, ge=0, le=5)
     secret_cache_seconds: int = Field(alias="SECRET_CACHE_SECONDS", default=300, ge=0)
 
+    @field_validator("webhook_secret_arn")
+    @classmethod
+    def _secret_arn(cls, value: str) -> str:
+        if not re.match(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$", value):
+            raise ValueError(
+                "must be the ARN of the Secrets Manager secret holding the Slack webhook URL "
+                "(template parameter SlackWebhookSecretArn)"
+            )
+        return value
+
     @field_validator("redact_patterns", mode="before")
     @classmethod
     def _json_list(cls, value: Any) -> Any:
@@ -46,7 +55,12 @@ class NotifierSettings(EnvSettings):
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-settings = load_settings(NotifierSettings)
+try:
+    settings = load_settings(NotifierSettings)
+except ConfigurationError as error:
+    # the error quotes the wrong value: a webhook URL put where its secret's ARN belongs
+    # must not reach the logs
+    raise ConfigurationError(build_redactor().redact(str(error))) from None
 allowed_secrets = [settings.webhook_secret_arn] + [
     arn.strip() for arn in settings.route_secret_arns.split(",") if arn.strip()
 ]

@@ -174,7 +174,8 @@ def test_acceptance_slack_500_until_retries_are_spent_fails_the_invocation(
     # (a secret) appears in no log line
     assert len(slack.requests) == 1 + 2
     assert slack.accepted == []
-    assert slack.url not in capsys.readouterr().out
+    output = capsys.readouterr()
+    assert slack.url not in output.out + output.err
 
 
 def test_after_a_failed_post_the_retry_is_delivered_not_suppressed(
@@ -370,3 +371,17 @@ def test_bad_event_is_refused_before_any_post(notifier: ModuleType, slack: Slack
     with pytest.raises(RequestError, match=r"awslogs\.data"):
         notifier.handler({"awslogs": {"data": "%%%"}}, context())
     assert slack.requests == []
+
+
+def test_webhook_setting_that_is_no_secret_arn_says_which_parameter_to_set(
+    aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the webhook URL itself where the secret's ARN belongs
+    monkeypatch.setenv("SLACK_WEBHOOK_SECRET_ARN", "https://hooks.slack.com/services/T/B/x")
+    # When the function starts
+    with pytest.raises(ConfigurationError) as raised:
+        load_notifier(monkeypatch)
+    # Then the error names the variable and the template parameter, but not the URL
+    assert "SLACK_WEBHOOK_SECRET_ARN" in str(raised.value)
+    assert "template parameter SlackWebhookSecretArn" in str(raised.value)
+    assert "hooks.slack.com" not in str(raised.value)
