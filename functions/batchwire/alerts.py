@@ -189,18 +189,10 @@ def alert_from_logs(decoded: Mapping[str, Any], region: str) -> Alert | None:
     timestamps = [int(event.get("timestamp", 0)) for event in events]
     facts = _stream_facts(stream)
     account = str(decoded.get("owner") or "")
-    what = dict(facts)
-    title = (
-        f"Errors in Batch job {what['Job definition']}"
-        if "Job definition" in what
-        else f"Errors in ECS task {what['Container']}"
-        if "Container" in what
-        else f"Errors in {group}"
-    )
     return Alert(
         kind="log-errors",
         severity=severity_of(lines),
-        title=title,
+        title=_stream_title(dict(facts), group),
         source=group,
         identity=_identity(
             "logs",
@@ -221,6 +213,14 @@ def alert_from_logs(decoded: Mapping[str, Any], region: str) -> Alert | None:
         region=region,
         account=account,
     )
+
+
+def _stream_title(facts: Mapping[str, str], group: str) -> str:
+    if "Job definition" in facts:
+        return f"Errors in Batch job {facts['Job definition']}"
+    if "Container" in facts:
+        return f"Errors in ECS task {facts['Container']}"
+    return f"Errors in {group}"
 
 
 def _stream_facts(stream: str) -> tuple[tuple[str, str], ...]:
