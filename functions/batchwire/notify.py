@@ -1,0 +1,326 @@
+"""Log notifier: failure events and log errors become Slack messages people can trust.
+
+``notify_slack`` reads the trigger (CloudWatch Logs subscription, EventBridge ECS or Batch
+failure, SNS), holds back repeats with a FloodGate, picks the webhook and mention from the
+routing rules, and posts. Every post runs once per trigger identity; a post Slack refused
+raises, so the trigger's retries and the on-failure destination keep the alert.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import hashlib
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from batchwire.alerts import (
+    SEVERITIES,
+    Alert,
+    alert_from_batch_job,
+    alert_from_ecs_task,
+    alert_from_logs,
+    alert_from_sns,
+)
+from batchwire.errors import ConfigurationError, RequestError, describe_validation_error
+from batchwire.idempotency import RunOnce
+from batchwire.redaction import Redactor
+from batchwire.slack_message import format_alert
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+#: Prefix of the idempotency records the notifier writes.
+IDEMPOTENCY_PREFIX = "batchwire.notifier"
+
+_MENTION = re.compile(r"^(<!here>|<!channel>|<!subteam\^[A-Z0-9]+(\|[^<>]+)?>|<@[UW][A-Z0-9]+>)$")
+
+
+# --------------------------------------------------------------------- routing
+
+
+class Route(BaseModel):
+    """One routing rule: alerts from ``source`` at ``minSeverity`` or above go to its webhook.
+
+    ``source`` is a glob over the log group (``/aws/batch/job*``) or ``ecs:<cluster>``,
+    ``batch:<queue>``, ``sns:<topic>``. The first matching rule decides.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    source: str = Field(default="*", min_length=1)
+    min_severity: str = Field(default="info", alias="minSeverity")
+    webhook_secret_arn: str | None = Field(default=None, alias="webhookSecretArn")
+    mention: str = ""
+
+    @field_validator("min_severity")
+    @classmethod
+    def _known_severity(cls, value: str) -> str:
+        if value not in SEVERITIES:
+            raise ValueError(f"must be one of {', '.join(SEVERITIES)}")
+        return value
+
+    @field_validator("mention")
+    @classmethod
+    def _slack_mention(cls, value: str) -> str:
+        if value and not _MENTION.match(value):
+            raise ValueError("must be <!here>, <!channel>, <!subteam^ID> or <@USERID>")
+        return value
+
+    def matches(self, alert: Alert) -> bool:
+        return fnmatch.fnmatchcase(alert.source, self.source) and SEVERITIES.index(
+            alert.severity
+        ) >= SEVERITIES.index(self.min_severity)
+
+
+def parse_routes(text: str, allowed_secret_arns: Sequence[str]) -> tuple[Route, ...]:
+    """Routing rules from the ROUTES JSON list; ConfigurationError names the rule and field.
+
+    A rule's webhook secret must be one of ``allowed_secret_arns``: the function may read
+    no other secret (IAM grants GetSecretValue on exactly those).
+    """
+    try:
+        raw = json.loads(text or "[]")
+    except ValueError as error:
+        raise ConfigurationError(f"ROUTES: not JSON ({error})") from None
+    if not isinstance(raw, list):
+        raise ConfigurationError("ROUTES: must be a JSON list of rules")
+    routes = []
+    problems: list[str] = []
+    for index, item in enumerate(raw):
+        try:
+            route = Route.model_validate(item)
+        except ValidationError as error:
+            problems.extend(describe_validation_error(error, f"ROUTES[{index}]"))
+            continue
+        if route.webhook_secret_arn and route.webhook_secret_arn not in allowed_secret_arns:
+            problems.append(
+                f"ROUTES[{index}].webhookSecretArn: not listed in the template parameter "
+                "SlackRouteWebhookSecretArns, so the function may not read it"
+            )
+        routes.append(route)
+    if problems:
+        raise ConfigurationError("routing rules are invalid: " + "; ".join(problems))
+    return tuple(routes)
+
+
+def route_for(alert: Alert, routes: Sequence[Route], default_secret_arn: str) -> tuple[str, str]:
+    """(webhook secret ARN, mention) for ``alert``: the first matching rule, else the default."""
+    for route in routes:
+        if route.matches(alert):
+            return route.webhook_secret_arn or default_secret_arn, route.mention
+    return default_secret_arn, ""
+
+
+# --------------------------------------------------------------------- flood control
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The FloodGate's answer for one alert: post it (with the count held back) or not."""
+
+    key: str
+    granted: bool
+    suppressed: int
+    claimed_at: float
+    previous_sent: float
+    previous_suppressed: int
+
+
+class FloodGate:
+    """At most one alert per (source, fingerprint) per window, counted in DynamoDB.
+
+    One item per key: when the last alert went out, by which trigger, and how many were
+    held back since. Conditional writes make concurrent invocations agree.
+    """
+
+    def __init__(self, table: str, window_seconds: int, dynamodb: DynamoDBClient) -> None:
+        self.table = table
+        self.window_seconds = window_seconds
+        self.dynamodb = dynamodb
+
+    @staticmethod
+    def key_of(alert: Alert) -> str:
+        digest = hashlib.sha256(f"{alert.source}\x1f{alert.fingerprint}".encode()).hexdigest()
+        return f"flood#{digest[:32]}"
+
+    def claim(self, alert: Alert, now: float) -> Claim:
+        """Take the window for ``alert``, or count it as suppressed if another alert holds it.
+
+        The trigger that took the window may take it again (its own retry after a failure).
+        """
+        key = self.key_of(alert)
+        values: dict[str, AttributeValueTypeDef] = {
+            ":now": {"N": f"{now:.3f}"},
+            ":cutoff": {"N": f"{now - self.window_seconds:.3f}"},
+            ":zero": {"N": "0"},
+            ":expires": {"N": str(int(now) + self.window_seconds + 86400)},
+            ":me": {"S": alert.identity},
+            ":source": {"S": alert.source[:512]},
+        }
+        try:
+            answer = self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"id": {"S": key}},
+                UpdateExpression=(
+                    "SET last_sent = :now, suppressed = :zero, expiration = :expires, "
+                    "claimed_by = :me, alert_source = :source"
+                ),
+                ConditionExpression=(
+                    "attribute_not_exists(id) OR last_sent <= :cutoff OR claimed_by = :me"
+                ),
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_OLD",
+            )
+        except self.dynamodb.exceptions.ConditionalCheckFailedException:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"id": {"S": key}},
+                UpdateExpression="ADD suppressed :one",
+                ExpressionAttributeValues={":one": {"N": "1"}},
+            )
+            return Claim(key, False, 0, now, 0.0, 0)
+        previous = answer.get("Attributes") or {}
+        mine_before = previous.get("claimed_by", {}).get("S") == alert.identity
+        suppressed = 0 if mine_before else int(previous.get("suppressed", {}).get("N", "0"))
+        sent = float(previous.get("last_sent", {}).get("N", "0"))
+        return Claim(key, True, suppressed, now, sent, suppressed)
+
+    def release(self, claim: Claim) -> None:
+        """Give the window back after a failed post, so the retry is not suppressed."""
+        # a failed condition means another alert took the window meanwhile: nothing to undo
+        with contextlib.suppress(self.dynamodb.exceptions.ConditionalCheckFailedException):
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"id": {"S": claim.key}},
+                UpdateExpression="SET last_sent = :before ADD suppressed :held",
+                ConditionExpression="last_sent = :mine",
+                ExpressionAttributeValues={
+                    ":before": {"N": f"{claim.previous_sent:.3f}"},
+                    ":held": {"N": str(claim.previous_suppressed)},
+                    ":mine": {"N": f"{claim.claimed_at:.3f}"},
+                },
+            )
+
+
+# --------------------------------------------------------------------- reading triggers
+
+
+def alerts_from_event(event: Any, region: str) -> list[Alert]:
+    """The alerts a trigger carries: none for a CONTROL_MESSAGE or an event that is no failure.
+
+    Raises RequestError naming the field when the event is none of the known triggers.
+    """
+    if not isinstance(event, dict):
+        raise RequestError("event is not a JSON object", ["(event): expected an object"])
+    if "awslogs" in event:
+        return [alert for alert in [alert_from_logs(_decode_logs(event), region)] if alert]
+    if isinstance(event.get("Records"), list):
+        records = event["Records"]
+        problems = [
+            f"Records[{index}].EventSource: {record.get('EventSource')!r}, expected 'aws:sns'"
+            for index, record in enumerate(records)
+            if not isinstance(record, dict) or record.get("EventSource") != "aws:sns"
+        ]
+        if problems:
+            raise RequestError("only SNS records are understood", problems)
+        return [alert_from_sns(record) for record in records]
+    source, detail_type = event.get("source"), event.get("detail-type")
+    if source == "aws.ecs" and detail_type == "ECS Task State Change":
+        return [alert for alert in [alert_from_ecs_task(event)] if alert]
+    if source == "aws.batch" and detail_type == "Batch Job State Change":
+        return [alert for alert in [alert_from_batch_job(event)] if alert]
+    raise RequestError(
+        "not a trigger the notifier knows",
+        [
+            "(event): expected a CloudWatch Logs subscription ({'awslogs': ...}), SNS records, "
+            "or an EventBridge ECS Task State Change / Batch Job State Change "
+            f"(got source={source!r}, detail-type={detail_type!r})"
+        ],
+    )
+
+
+def _decode_logs(event: dict[str, Any]) -> dict[str, Any]:
+    from aws_lambda_powertools.utilities.data_classes import CloudWatchLogsEvent
+
+    try:
+        decoded = CloudWatchLogsEvent(event).parse_logs_data()
+        return dict(decoded.raw_event)
+    except Exception as error:  # binascii, gzip, json and key errors alike: the payload is bad
+        raise RequestError(
+            "CloudWatch Logs payload cannot be decoded",
+            [f"awslogs.data: not base64-encoded gzip JSON ({type(error).__name__})"],
+        ) from None
+
+
+# --------------------------------------------------------------------- the whole flow
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How alerts leave: routing, secret lookup, and the webhook post."""
+
+    default_secret_arn: str
+    routes: tuple[Route, ...]
+    webhook_url_for: Callable[[str], str]
+    post: Callable[[str, dict[str, Any]], None]
+
+
+def notify_slack(
+    event: Any,
+    *,
+    region: str,
+    now: float,
+    gate: FloodGate,
+    once: RunOnce,
+    redactor: Redactor,
+    delivery: Delivery,
+) -> dict[str, Any]:
+    """Post each alert of ``event`` to Slack unless flood control holds it back.
+
+    Returns one outcome per alert (kind, source, fingerprint, posted, suppressed count),
+    never log text. Raises SlackDeliveryError when Slack refused a post after retries.
+    """
+    alerts = alerts_from_event(event, region)
+    outcomes = []
+    for alert in alerts:
+        secret_arn, mention = route_for(alert, delivery.routes, delivery.default_secret_arn)
+
+        def post_once(
+            alert: Alert = alert, secret_arn: str = secret_arn, mention: str = mention
+        ) -> dict[str, Any]:
+            claim = gate.claim(alert, now)
+            if not claim.granted:
+                return {"posted": False, "suppressedNow": True, "suppressedBefore": 0}
+            payload = format_alert(
+                alert,
+                redactor,
+                suppressed=claim.suppressed,
+                window_seconds=gate.window_seconds,
+                mention=mention,
+            )
+            try:
+                delivery.post(delivery.webhook_url_for(secret_arn), payload)
+            except Exception:
+                gate.release(claim)
+                raise
+            return {"posted": True, "suppressedNow": False, "suppressedBefore": claim.suppressed}
+
+        result = once.run_once(f"{alert.identity}#{alert.fingerprint}", post_once)
+        outcomes.append(
+            {
+                "kind": alert.kind,
+                "severity": alert.severity,
+                "source": alert.source,
+                "fingerprint": alert.fingerprint,
+                "webhookSecretArn": secret_arn,
+                **result,
+            }
+        )
+    return {"alerts": outcomes}

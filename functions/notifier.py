@@ -1,0 +1,123 @@
+"""Log notifier: log errors, ECS and Batch failures and retrier notices reach Slack."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import Field, field_validator
+
+from batchwire.config import EnvSettings, load_settings
+from batchwire.errors import ConfigurationError, RequestError
+from batchwire.idempotency import OnceStore
+from batchwire.notify import IDEMPOTENCY_PREFIX, Delivery, FloodGate, notify_slack, parse_routes
+from batchwire.redaction import build_redactor
+from batchwire.slack import WebhookDelivery
+
+
+class NotifierSettings(EnvSettings):
+    region: str = Field(alias="AWS_REGION", min_length=1)
+    webhook_secret_arn: str = Field(alias="SLACK_WEBHOOK_SECRET_ARN")
+    route_secret_arns: str = Field(alias="ROUTE_WEBHOOK_SECRET_ARNS", default="")
+    routes: str = Field(alias="ROUTES", default="[]")
+    redact_patterns: list[str] = Field(alias="REDACT_PATTERNS", default_factory=list)
+    alert_state_table: str = Field(alias="ALERT_STATE_TABLE", min_length=1)
+    alert_window_seconds: int = Field(alias="ALERT_WINDOW_SECONDS", default=300, ge=1, le=86400)
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=1)
+    idempotency_ttl_seconds: int = Field(alias="IDEMPOTENCY_TTL_SECONDS", default=86400, ge=3600)
+    slack_timeout_seconds: int = Field(alias="SLACK_TIMEOUT_SECONDS", default=5, ge=1, le=30)
+    slack_max_retries: int = Field(alias="SLACK_MAX_RETRIES", default=2, ge=0, le=5)
+    secret_cache_seconds: int = Field(alias="SECRET_CACHE_SECONDS", default=300, ge=0)
+
+    @field_validator("webhook_secret_arn")
+    @classmethod
+    def _secret_arn(cls, value: str) -> str:
+        if not re.match(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$", value):
+            raise ValueError(
+                "must be the ARN of the Secrets Manager secret holding the Slack webhook URL "
+                "(template parameter SlackWebhookSecretArn)"
+            )
+        return value
+
+    @field_validator("redact_patterns", mode="before")
+    @classmethod
+    def _json_list(cls, value: Any) -> Any:
+        # a JSON list, because regular expressions contain commas
+        return json.loads(value or "[]") if isinstance(value, str) else value
+
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+try:
+    settings = load_settings(NotifierSettings)
+except ConfigurationError as error:
+    # the error quotes the wrong value: a webhook URL put where its secret's ARN belongs
+    # must not reach the logs
+    raise ConfigurationError(build_redactor().redact(str(error))) from None
+allowed_secrets = [settings.webhook_secret_arn] + [
+    arn.strip() for arn in settings.route_secret_arns.split(",") if arn.strip()
+]
+routes = parse_routes(settings.routes, allowed_secrets)
+redactor = build_redactor(settings.redact_patterns)
+gate = FloodGate(
+    settings.alert_state_table, settings.alert_window_seconds, boto3.client("dynamodb")
+)
+once = OnceStore(settings.idempotency_table, IDEMPOTENCY_PREFIX, settings.idempotency_ttl_seconds)
+webhook = WebhookDelivery(
+    timeout_seconds=settings.slack_timeout_seconds, max_retries=settings.slack_max_retries
+)
+
+
+def webhook_url(secret_arn: str) -> str:
+    """The webhook URL stored in ``secret_arn`` (cached); never logged."""
+    from aws_lambda_powertools.utilities import parameters
+
+    url = parameters.get_secret(secret_arn, max_age=settings.secret_cache_seconds)
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise ConfigurationError(
+            f"secret {secret_arn}: its value is not a Slack webhook URL (expected https://...)"
+        )
+    return url
+
+
+delivery = Delivery(settings.webhook_secret_arn, routes, webhook_url, webhook.post)
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    once.register(context)
+    logger.set_correlation_id(context.aws_request_id)
+    try:
+        result = notify_slack(
+            event,
+            region=settings.region,
+            now=time.time(),
+            gate=gate,
+            once=once,
+            redactor=redactor,
+            delivery=delivery,
+        )
+    except RequestError as error:
+        metrics.add_metric(name="NotifyFailed", unit=MetricUnit.Count, value=1)
+        logger.error("event refused; nothing was posted", extra={"problems": error.problems})
+        raise
+    except Exception:
+        metrics.add_metric(name="NotifyFailed", unit=MetricUnit.Count, value=1)
+        logger.exception("alert not delivered; Lambda retries, then the on-failure destination")
+        raise
+    posted = sum(1 for outcome in result["alerts"] if outcome["posted"])
+    metrics.add_metric(name="AlertsPosted", unit=MetricUnit.Count, value=posted)
+    metrics.add_metric(
+        name="AlertsSuppressed", unit=MetricUnit.Count, value=len(result["alerts"]) - posted
+    )
+    logger.info("alerts handled", extra={"alerts": result["alerts"]})
+    return result

@@ -1,0 +1,182 @@
+"""Log notifier end to end: `make invoke` against a moto server and the local Slack stand-in.
+
+The function runs as a subprocess through devtools.invoke, with the environment template.yaml
+gives it; the webhook URL lives only in moto's Secrets Manager.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devtools.local_aws import LocalAws
+from devtools.sample_events import subscription_event
+from devtools.slack_receiver import Reply, SlackReceiver, payload_problems, slack_receiver
+from devtools.template import ROOT
+
+pytestmark = pytest.mark.integration
+
+EVENTS = ROOT / "events"
+
+
+@dataclass
+class Invocation:
+    returncode: int
+    result: Any
+    stderr: str
+
+
+@dataclass
+class Notifier:
+    """NotifierFunction as `make invoke` runs it, posting to its own Slack stand-in."""
+
+    local: LocalAws
+    slack: SlackReceiver
+    secret_arn: str
+
+    def invoke(self, event: Path, params: str = "") -> Invocation:
+        completed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "devtools.invoke",
+                "NotifierFunction",
+                str(event),
+                "--params",
+                f"SlackWebhookSecretArn={self.secret_arn} {params}",
+            ],
+            env={**os.environ, **self.local.environ},
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=ROOT,
+            timeout=120,
+        )
+        result = json.loads(completed.stdout) if completed.returncode == 0 else None
+        return Invocation(completed.returncode, result, completed.stderr)
+
+
+def ensure_table(local: LocalAws, name: str) -> None:
+    dynamodb = local.client("dynamodb")
+    if name in dynamodb.list_tables()["TableNames"]:
+        return
+    # another test of this worker may make it first
+    with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):
+        dynamodb.create_table(
+            TableName=name,
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+
+@pytest.fixture
+def notifier(moto_endpoint: LocalAws) -> Iterator[Notifier]:
+    for table in ("AlertStateTable", "IdempotencyTable"):
+        ensure_table(moto_endpoint, table)
+    with slack_receiver() as slack:
+        arn = moto_endpoint.client("secretsmanager").create_secret(
+            Name=f"batchwire/slack-{uuid.uuid4().hex[:8]}", SecretString=slack.url
+        )["ARN"]
+        yield Notifier(moto_endpoint, slack, arn)
+
+
+def write_event(tmp_path: Path, event: dict[str, Any]) -> Path:
+    path = tmp_path / f"event-{uuid.uuid4().hex[:8]}.json"
+    path.write_text(json.dumps(event))
+    return path
+
+
+@pytest.mark.parametrize(
+    "event_file",
+    [
+        "cloudwatch-logs-batch-traceback.json",
+        "ecs-task-stopped-cannotpull.json",
+        "batch-job-failed.json",
+        "sns-task-retries-exhausted.json",
+    ],
+)
+def test_sample_event_reaches_slack_once(notifier: Notifier, event_file: str) -> None:
+    # When `make invoke` runs the notifier with a sample event
+    run = notifier.invoke(EVENTS / event_file)
+    # Then it succeeded, and Slack accepted exactly one message
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(notifier.slack.requests) == 1
+    assert len(notifier.slack.accepted) == 1
+    assert payload_problems(notifier.slack.accepted[0]) == []
+    assert run.result["alerts"][0]["posted"] is True
+    # and the webhook URL, a secret, is in none of the function's output
+    assert notifier.slack.url not in run.stderr
+
+
+def test_traceback_message_has_the_password_of_the_feed_url_redacted(
+    notifier: Notifier, tmp_path: Path
+) -> None:
+    # Given the sample job log, whose failing request logged a URL with a password
+    event = json.loads((EVENTS / "cloudwatch-logs-batch-traceback.json").read_text())
+    group = f"/aws/batch/job-{uuid.uuid4().hex[:6]}"  # its own flood-control key
+    event = subscription_event(group, "feedstream-Broadbean/default/abc", _messages(event))
+    # When the notifier posts it
+    run = notifier.invoke(write_event(tmp_path, event))
+    # Then Slack received the URL without the password
+    assert run.returncode == 0, run.stderr[-2000:]
+    received = json.dumps(notifier.slack.accepted)
+    assert "Xk29pQ7w" not in received
+    assert "https://feedbot:[REDACTED]@feeds.broadbean.example" in received
+
+
+def test_acceptance_slack_500_until_retries_are_spent_fails_the_invocation(
+    notifier: Notifier, tmp_path: Path
+) -> None:
+    # Given Slack answers 500 to everything
+    notifier.slack.always(Reply.server_error())
+    event = subscription_event(f"/aws/batch/{uuid.uuid4().hex[:6]}", "d/default/t", ["ERROR x"])
+    # When the notifier runs
+    run = notifier.invoke(write_event(tmp_path, event))
+    # Then the invocation failed (Lambda would retry, then use the on-failure destination)
+    assert run.returncode == 1
+    assert '"errorType": "SlackDeliveryError"' in run.stderr
+    assert len(notifier.slack.requests) == 3
+    assert notifier.slack.accepted == []
+
+
+def test_acceptance_flood_window_over_real_http(notifier: Notifier, tmp_path: Path) -> None:
+    # Given a 5-second window and the same error from three tasks of one log group
+    window = 5
+    group = f"/aws/batch/{uuid.uuid4().hex[:6]}"
+    events = [
+        write_event(tmp_path, subscription_event(group, f"d/default/{task}", [f"ERROR row {n}"]))
+        for n, task in enumerate(("t1", "t2", "t3"))
+    ]
+    params = f"AlertWindowSeconds={window}"
+    # When two arrive together (started at once, however slow this machine is)...
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        together = list(pool.map(lambda event: notifier.invoke(event, params), events[:2]))
+    # ...and the third after the window
+    time.sleep(window + 0.2)
+    third = notifier.invoke(events[2], params)
+    # Then one of the two and the third were posted, the third counting the one suppressed
+    assert [run.returncode for run in (*together, third)] == [0, 0, 0]
+    held_back = sorted(run.result["alerts"][0]["suppressedNow"] for run in together)
+    assert held_back == [False, True]
+    assert len(notifier.slack.accepted) == 2
+    assert "1 more alert like this were suppressed" in json.dumps(notifier.slack.accepted[1])
+
+
+def _messages(event: dict[str, Any]) -> list[str]:
+    decoded = json.loads(gzip.decompress(base64.b64decode(event["awslogs"]["data"])))
+    return [str(item["message"]) for item in decoded["logEvents"]]
