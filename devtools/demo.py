@@ -244,10 +244,16 @@ def stage_retry(run: DemoRun) -> None:
     say("The retrier gave up: dead-letter record (RetrierDeadLetterQueue)")
     record = json.loads(wait_for_message(sqs, run.resources["RetrierDeadLetterQueue"], 0))
     show("record", {k: v for k, v in record.items() if k != "task"} | {"task": "(full ECS detail)"})
-    say("... and the notification published on NotificationTopic (for the log notifier)")
+    say("... and the notification published on NotificationTopic reaches Slack via the notifier")
     envelope = json.loads(wait_for_message(sqs, inbox, 0))
     show("MessageAttributes.kind", envelope["MessageAttributes"]["kind"]["Value"])
-    show("Message", json.loads(envelope["Message"]))
+    subscription = f"{run.resources['NotificationTopic']}:demo-notifier"
+    if run.slack is not None:
+        before = len(run.slack.accepted)
+        run.invoke(
+            "NotifierFunction", lambda_sns_event(envelope, subscription), run.notifier_params()
+        )
+        show("Slack received", [post["text"] for post in run.slack.accepted[before:]])
 
 
 def subscribe_queue(run: DemoRun, name: str) -> str:
