@@ -169,3 +169,32 @@ def test_every_dead_letter_queue_has_a_depth_alarm() -> None:
 
     # Then each has an alarm on visible messages
     assert queues - _alarmed("AWS/SQS", "ApproximateNumberOfMessagesVisible") == set()
+
+
+def test_dashboard_shows_metrics_the_functions_emit() -> None:
+    # Given the dashboard body with its ${...} references filled in
+    import json
+    import re
+    from pathlib import Path
+
+    body = TEMPLATE["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))["widgets"]
+    sources = "".join(
+        path.read_text() for path in (Path(__file__).parents[2] / "functions").rglob("*.py")
+    )
+
+    # Then every batchwire metric it plots is one a function emits, under its service name
+    plotted = [
+        (metric[1], metric[3])
+        for widget in widgets
+        for metric in widget["properties"]["metrics"]
+        if metric[0] == "batchwire"
+    ]
+    services = {
+        function["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+        for function in FUNCTIONS.values()
+    }
+    assert len(plotted) >= 4
+    for name, service in plotted:
+        assert f'"{name}"' in sources, name
+        assert service in services, service
