@@ -198,3 +198,34 @@ def test_dashboard_shows_metrics_the_functions_emit() -> None:
     for name, service in plotted:
         assert f'"{name}"' in sources, name
         assert service in services, service
+
+
+def test_example_workload_is_off_by_default_and_wholly_conditional() -> None:
+    assert TEMPLATE["Parameters"]["ExampleWorkload"]["Default"] == "off"
+    examples = {name: r for name, r in TEMPLATE["Resources"].items() if name.startswith("Example")}
+    assert len(examples) >= 10
+    assert {r.get("Condition") for r in examples.values()} == {"CreateExampleWorkload"}
+
+
+def test_example_workload_closes_the_loop_with_the_functions_settings() -> None:
+    # Given the example resources
+    resources = TEMPLATE["Resources"]
+
+    # Then the schedule's queue and definition, the chain rules' consumer and the
+    # retrier's first cluster are the example's own, so a fresh account sees the loop
+    assert resources["ExampleJobQueue"]["Properties"]["JobQueueName"] == {"Ref": "ScheduleJobQueue"}
+    assert resources["ExampleProducerJobDefinition"]["Properties"]["JobDefinitionName"] == {
+        "Ref": "ScheduleJobDefinition"
+    }
+    assert resources["ExampleConsumerJobDefinition"]["Properties"]["JobDefinitionName"] == {
+        "Ref": "ChainConsumerJobDefinition"
+    }
+    assert resources["ExampleCluster"]["Properties"]["ClusterName"] == {
+        "Fn::Select": [0, {"Ref": "RetrierClusterNames"}]
+    }
+    command = resources["ExampleProducerJobDefinition"]["Properties"]["ContainerProperties"][
+        "Command"
+    ]
+    assert {"Ref": "ChainTopic"} in command
+    rules = resources["ChainerFunction"]["Properties"]["Environment"]["Variables"]["CHAIN_RULES"]
+    assert "${ChainConsumerJobDefinition}" in rules["Fn::Sub"]
