@@ -15,7 +15,7 @@ FN ?= SubmitterFunction
 EVENT ?= events/schedule.json
 PARAMS ?=
 
-.PHONY: help demo test lint format typecheck validate pytest invoke build bench clean
+.PHONY: help demo test lint format typecheck validate pytest invoke build build-check bench clean
 
 help:
 	@echo "make demo       run the whole flow locally (moto server + local Slack stand-in)"
@@ -37,7 +37,7 @@ $(STAMP): requirements-dev.txt functions/requirements.txt
 demo: $(STAMP)
 	$(BIN)/python -m devtools.demo
 
-test: lint typecheck validate pytest
+test: lint typecheck validate pytest build-check
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -60,6 +60,15 @@ pytest: $(STAMP)
 
 invoke: $(STAMP)
 	@$(BIN)/python -m devtools.invoke "$(FN)" "$(EVENT)" --params "$(PARAMS)"
+
+# sam build needs the runtime's interpreter; CI builds when one is on PATH and says so when not.
+build-check: $(STAMP)
+	@if python3.13 --version >/dev/null 2>&1; then \
+		echo "sam build with $$(python3.13 --version)"; \
+		$(BIN)/sam build --build-dir .aws-sam/check-build --cache-dir .aws-sam/check-cache; \
+	else \
+		echo "SKIPPED sam build: no python3.13 on PATH (the python3.13 runtime needs it; see make build)"; \
+	fi
 
 build: $(STAMP)
 	@command -v python3.13 >/dev/null 2>&1 && python3.13 --version >/dev/null 2>&1 || \
