@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devtools.ecs_local import create_ecs_workload, stopped_event
+from devtools.ecs_local import create_ecs_workload, delay_queue_event, stopped_event
 from devtools.local_aws import (
     LocalAws,
     create_batch_workload,
@@ -228,7 +228,7 @@ def stage_retry(run: DemoRun) -> None:
         if decided["action"] != "retry":
             break
         body = wait_for_message(sqs, run.resources["RetrierDelayQueue"], decided["delaySeconds"])
-        relaunched = run.invoke("RetrierFunction", {"Records": [sqs_record(body)]}, params)
+        relaunched = run.invoke("RetrierFunction", delay_queue_event(body), params)
         marker = f"batchwire-retry/{decided['nextAttempt']}/{origin}"
         [arn] = ecs.list_tasks(cluster=workload.cluster_arn, startedBy=marker)["taskArns"]
         task = ecs.describe_tasks(cluster=workload.cluster_arn, tasks=[arn])["tasks"][0]
@@ -277,21 +277,6 @@ def wait_for_message(sqs: Any, queue_url: str, delay_seconds: int) -> str:
             body: str = message["Body"]
             return body
     raise RuntimeError(f"no message arrived in {queue_url}")
-
-
-def sqs_record(body: str) -> dict[str, Any]:
-    """The SQS event record Lambda's poller builds for one message of the delay queue."""
-    return {
-        "messageId": f"demo-{time.monotonic_ns()}",
-        "receiptHandle": "demo",
-        "body": body,
-        "attributes": {"ApproximateReceiveCount": "1"},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:RetrierDelayQueue",
-        "awsRegion": "us-east-1",
-    }
 
 
 def block_kit_builder_link(payload: dict[str, Any]) -> str:

@@ -137,3 +137,23 @@ def stopped_event(
         "resources": [task["taskArn"]],
         "detail": detail,
     }
+
+
+def delay_queue_event(*bodies: str) -> dict[str, Any]:
+    """The SQS event Lambda's poller builds for messages of the retrier's delay queue."""
+    return {
+        "Records": [
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": f"local-{index}",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:RetrierDelayQueue",
+                "awsRegion": "us-east-1",
+            }
+            for index, body in enumerate(bodies)
+        ]
+    }

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from devtools.ecs_local import EcsWorkload, create_ecs_workload, sample_event
+from devtools.ecs_local import EcsWorkload, create_ecs_workload, delay_queue_event, sample_event
 from devtools.local_aws import LocalAws
 from devtools.template import ROOT
 
@@ -108,7 +108,7 @@ def test_exit_1_is_queued_for_relaunch_and_the_due_message_runs_the_task(
     # When EventBridge invokes the retrier, then SQS hands it the relaunch message
     decided = deployed.invoke(event, tmp_path)
     [body] = deployed.take(deployed.delay_queue)
-    answer = deployed.invoke({"Records": [sqs_record(body)]}, tmp_path)
+    answer = deployed.invoke(delay_queue_event(body), tmp_path)
 
     # Then the task runs again in moto, as attempt 2 of the original
     assert (decided["action"], decided["nextAttempt"]) == ("retry", 2)
@@ -139,17 +139,3 @@ def test_exit_3_publishes_a_task_rejected_notification(deployed: Deployed, tmp_p
     assert message["taskArn"] == event["detail"]["taskArn"]
     assert (message["exitCode"], message["attempt"], message["maxAttempts"]) == (3, 1, 3)
     assert deployed.take(deployed.delay_queue) == []
-
-
-def sqs_record(body: str) -> dict[str, Any]:
-    return {
-        "messageId": str(uuid.uuid4()),
-        "receiptHandle": "local",
-        "body": body,
-        "attributes": {"ApproximateReceiveCount": "1"},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:RetrierDelayQueue",
-        "awsRegion": "us-east-1",
-    }

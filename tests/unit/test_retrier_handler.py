@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from devtools.ecs_local import EcsWorkload, create_ecs_workload, sample_event
+from devtools.ecs_local import EcsWorkload, create_ecs_workload, delay_queue_event, sample_event
 from devtools.invoke import LocalContext
 
 REGION = "us-east-1"
@@ -68,25 +68,6 @@ def metric_names(output: str) -> set[str]:
     return names
 
 
-def sqs_event(*bodies: str) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": f"m-{index}",
-                "receiptHandle": f"r-{index}",
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:RetrierDelayQueue",
-                "awsRegion": REGION,
-            }
-            for index, body in enumerate(bodies)
-        ]
-    }
-
-
 def test_stopped_event_then_due_message_start_the_task_and_count_it(
     handler_module: tuple[ModuleType, EcsWorkload], capsys: pytest.CaptureFixture[str]
 ):
@@ -99,11 +80,13 @@ def test_stopped_event_then_due_message_start_the_task_and_count_it(
     decided = module.handler(event, context())
     queue = module.settings.delay_queue_url
     [message] = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
-    answer = module.handler(sqs_event("not json", message["Body"]), context())
+    delivery = delay_queue_event("not json", message["Body"])
+    answer = module.handler(delivery, context())
 
     # Then the task runs again, only the bad record is reported failed, and metrics say so
     assert decided["action"] == "retry"
-    assert answer == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+    bad_record = delivery["Records"][0]["messageId"]
+    assert answer == {"batchItemFailures": [{"itemIdentifier": bad_record}]}
     tasks = boto3.client("ecs", REGION).list_tasks(cluster=workload.cluster_arn)["taskArns"]
     assert len(tasks) == 1
     assert "RetriesStarted" in metric_names(capsys.readouterr().out)
