@@ -126,8 +126,17 @@ def test_failed_invocations_reach_the_on_failure_queue_and_concurrency_is_reserv
     properties = TEMPLATE["Resources"]["NotifierFunction"]["Properties"]
     on_failure = properties["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
     assert on_failure["Destination"] == {"Fn::GetAtt": ["FailedInvocationsQueue", "Arn"]}
-    assert properties["ReservedConcurrentExecutions"] == {"Ref": "NotifierReservedConcurrency"}
+    assert properties["ReservedConcurrentExecutions"] == {
+        "Fn::If": [
+            "NotifierReservesConcurrency",
+            {"Ref": "NotifierReservedConcurrency"},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
     assert TEMPLATE["Parameters"]["NotifierReservedConcurrency"]["Default"] == 1
+    assert TEMPLATE["Conditions"]["NotifierReservesConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "NotifierReservedConcurrency"}, 0]}]
+    }
 
 
 def test_no_environment_value_holds_a_webhook_url() -> None:
