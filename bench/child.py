@@ -165,13 +165,17 @@ def serve(loaded: Loaded, answer: Callable[[dict[str, Any]], None]) -> None:
     from botocore.stub import Stubber
 
     event = loaded.spec.load_event()
+    with Responder(loaded.clients) as cold:
+        invoke(loaded, event)  # the cold invocation, not timed
     with Responder(loaded.clients) as discovery:
-        invoke(loaded, event)  # the cold invocation, not timed; shows the calls of one event
+        # a warm invocation shows the calls of each timed event: caches filled by the cold
+        # one (the retrier's DescribeTaskDefinition per revision) are not called again
+        invoke(loaded, event)
     sequence = discovery.calls
     stubbers = [Stubber(client) for _, client in loaded.clients]
     for stubber in stubbers:
         stubber.activate()
-    answer({"ready": True, "calls_per_event": discovery.counts()})
+    answer({"ready": True, "calls_per_event": discovery.counts(), "cold_calls": cold.counts()})
     for line in sys.stdin:
         count = int(json.loads(line)["events"])
         for _ in range(count):
