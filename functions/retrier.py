@@ -37,7 +37,9 @@ OUTCOME_METRICS = {
 }
 
 logger = Logger()
-tracer = Tracer()
+# AWS calls are all this function does: trace those (patch_all would also import and patch
+# sqlite3 and http.client, 1 MB and 4 ms of cold start for nothing).
+tracer = Tracer(patch_modules=["botocore"])
 metrics = Metrics()
 settings = load_settings(RetrierSettings)
 clients = RetrierClients(ecs=boto3.client("ecs"), sqs=boto3.client("sqs"), sns=boto3.client("sns"))
