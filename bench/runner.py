@@ -208,7 +208,9 @@ def measure_warm(spec: HandlerSpec, env: Mapping[str, str], settings: Settings) 
                 f"median of {settings.rounds} rounds of {settings.events} events on "
                 f"{spec.event}; wall time {median(per_event['handler']):.2f} vs "
                 f"{median(per_event['naive']):.2f} ms; AWS calls per event: handler {calls}, "
-                f"naive {naive_calls} (stubbed: no network time in either)"
+                f"naive {naive_calls} (stubbed: no network time in either); first invocation "
+                f"{handler.ready['first_cpu_seconds'] * 1000:.1f} vs "
+                f"{naive.ready['first_cpu_seconds'] * 1000:.1f} ms CPU"
             ),
         )
     ]
