@@ -105,3 +105,173 @@ def _log_event(index: int, message: str, padding: str) -> dict[str, Any]:
 
 def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
+
+
+# ------------------------------------------------------------------ chainer
+
+#: SQS delivers at most 10 messages per batch to Lambda by default (BatchSize 10, no window).
+SQS_BATCH_SIZE = 10
+#: The classic SQS message size limit (256 KiB); see bench/README.md for the 1 MiB one.
+SQS_MAX_MESSAGE_BYTES = 262_144
+
+
+def largest_chain_batch(
+    records: int = SQS_BATCH_SIZE, message_bytes: int = SQS_MAX_MESSAGE_BYTES
+) -> dict[str, Any]:
+    """An SQS batch of ``records`` chain messages, each a JSON body of ``message_bytes``
+    (a feed-updated message whose ``notes`` field pads it to the size limit)."""
+    event_records = []
+    for index in range(records):
+        message = {"feed": f"feed-{index}", "url": f"s3://batchwire-feeds/{index}.xml"}
+        base = len(_compact({**message, "notes": ""}))
+        message["notes"] = "x" * (message_bytes - base)
+        event_records.append(
+            {
+                "messageId": f"00000000-0000-4000-8000-{index:012d}",
+                "receiptHandle": f"AQEB{index:04d}",
+                "body": _compact(message),
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1795401892010",
+                    "SenderId": "AROAEXAMPLE6JOBROLE:feedstream",
+                    "ApproximateFirstReceiveTimestamp": "1795401892022",
+                },
+                "messageAttributes": {
+                    "event": {
+                        "stringValue": "feed-updated",
+                        "stringListValues": [],
+                        "binaryListValues": [],
+                        "dataType": "String",
+                    }
+                },
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ChainQueue",
+                "awsRegion": "us-east-1",
+            }
+        )
+    return {"Records": event_records}
+
+
+# ------------------------------------------------------------------ retrier
+
+#: ECS allows at most 10 containers in a task definition.
+MAX_TASK_CONTAINERS = 10
+#: RunTask refuses overrides of more than 8,192 characters (the JSON of ``overrides``).
+MAX_TASK_OVERRIDES_CHARS = 8192
+
+
+def _stopped_sample() -> dict[str, Any]:
+    from bench.registry import ROOT
+
+    sample: dict[str, Any] = json.loads((ROOT / "events/ecs-task-stopped-exit1.json").read_text())
+    return sample
+
+
+def largest_task_stopped_event(containers: int = MAX_TASK_CONTAINERS) -> dict[str, Any]:
+    """The exit-1 STOPPED sample grown to ``containers`` containers (the ECS maximum), each
+    with its own container override, all the overrides just under RunTask's 8,192
+    characters (environment variables fill them up)."""
+    event = _stopped_sample()
+    detail = event["detail"]
+    template = detail["containers"][0]
+    detail["containers"] = [
+        {**template, "name": f"step-{index}", "exitCode": 1 if index == 0 else 0}
+        for index in range(containers)
+    ]
+    container_overrides: list[dict[str, Any]] = [
+        {"name": f"step-{index}", "command": ["python", "-m", "reports", f"step{index}"]}
+        for index in range(containers)
+    ]
+    overrides = {"containerOverrides": container_overrides}
+    variable = 0
+    while True:
+        target = container_overrides[variable % containers]
+        grown = [*target.get("environment", []), {"name": f"S_{variable:03d}", "value": "v" * 40}]
+        previous = target.get("environment")
+        target["environment"] = grown
+        if len(_compact(overrides)) > MAX_TASK_OVERRIDES_CHARS - 64:
+            if previous is None:
+                del target["environment"]
+            else:
+                target["environment"] = previous
+            break
+        variable += 1
+    detail["overrides"] = overrides
+    return event
+
+
+def retrier_relaunch_event() -> dict[str, Any]:
+    """The SQS event that brings back the relaunch message the STOPPED sample queues
+    (exit 1, run 1 of 3): due now, first placement try. Built as
+    ``batchwire.retrier.handle_task_stopped`` writes it (tests/unit/test_bench_payloads.py
+    checks it against the code)."""
+    event = _stopped_sample()
+    detail = event["detail"]
+    origin = detail["taskArn"].rsplit("/", 1)[-1]
+    request = {
+        "cluster": detail["clusterArn"],
+        "taskDefinition": detail["taskDefinitionArn"],
+        "count": 1,
+        "startedBy": f"batchwire-retry/2/{origin}",
+        "group": detail["group"],
+        "overrides": {"containerOverrides": detail["overrides"]["containerOverrides"]},
+        "launchType": detail["launchType"],
+        "platformVersion": detail["platformVersion"],
+        "networkConfiguration": {
+            "awsvpcConfiguration": {
+                "subnets": ["subnet-0a1b2c3d4e5f60718"],
+                "assignPublicIp": "DISABLED",
+            }
+        },
+        "tags": [
+            {"key": "team", "value": "reports"},
+            {"key": "batchwire:retry-of", "value": origin},
+            {"key": "batchwire:attempt", "value": "2"},
+        ],
+    }
+    facts = {
+        "clusterArn": detail["clusterArn"],
+        "taskArn": detail["taskArn"],
+        "taskDefinitionArn": detail["taskDefinitionArn"],
+        "group": detail["group"],
+        "container": "app",
+        "exitCode": 1,
+        "stopCode": detail["stopCode"],
+        "stoppedReason": detail["stoppedReason"],
+        "reason": "container app exited 1; run 1 of 3",
+        "region": event["region"],
+        "account": event["account"],
+        "eventId": event["id"],
+        "task": detail,
+        "cause": "container app exited 1",
+    }
+    message = {
+        "kind": "relaunch",
+        "attempt": 2,
+        "origin": origin,
+        "placementTry": 1,
+        "notBefore": "2026-11-23T02:08:41.065000+00:00",  # in the past: due now
+        "request": request,
+        "facts": facts,
+    }
+    return {
+        "Records": [
+            {
+                "messageId": "7a0c3e55-1b2d-4f6a-8c9e-0d1e2f3a4b5c",
+                "receiptHandle": "AQEB7a0c3e55",
+                "body": json.dumps(message),
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1795400921065",
+                    "SenderId": "AROAEXAMPLE:RetrierFunction",
+                    "ApproximateFirstReceiveTimestamp": "1795400921100",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:RetrierDelayQueue",
+                "awsRegion": "us-east-1",
+            }
+        ]
+    }

@@ -37,7 +37,7 @@ class HandlerSpec:
     module: str
     #: Logical id in template.yaml: its environment is the function's environment.
     function: str
-    #: Sample event in events/ for the warm benchmark.
+    #: Sample event in events/ for the warm benchmark (or what ``build_event`` builds).
     event: str
     #: Naive baseline module (in bench/naive/) with the same ``handler(event, context)``.
     naive: str
@@ -50,6 +50,12 @@ class HandlerSpec:
     #: Environment on top of the template's (for what a deploy would set).
     environment: Mapping[str, str] = field(default_factory=dict)
     handler: str = "handler"
+    #: Builds the warm benchmark's event when no file in events/ is that event.
+    build_event: Callable[[], Any] | None = None
+    #: False for a second entry of the same module (another path): cold init and peak
+    #: memory are the first entry's.
+    cold: bool = True
+    memory: bool = True
     #: False where the per-event figure comes from a handler-specific benchmark (notifier).
     warm: bool = True
     #: Module with ``run(spec) -> list[dict]`` of handler-specific rows (bench/notifier.py).
@@ -68,6 +74,8 @@ class HandlerSpec:
     def load_event(self) -> Any:
         import json
 
+        if self.build_event is not None:
+            return self.build_event()
         return json.loads((ROOT / self.event).read_text())
 
 
@@ -82,12 +90,58 @@ _SUBMIT_JOB = {
 #: Powertools idempotency on a first delivery: PutItem (in progress) then UpdateItem (done).
 _IDEMPOTENCY_FIRST_DELIVERY: dict[str, dict[str, Any]] = {"put_item": {}, "update_item": {}}
 
+_ECS_ARN = "arn:aws:ecs:us-east-1:123456789012"
+_TASK_ARN = f"{_ECS_ARN}:task/batch-jobs/3f6c1e2a9b7d4c58a0e1f2b3c4d5e6f7"
 _RUN_TASK = {
     "run_task": {
-        "tasks": [{"taskArn": "arn:aws:ecs:us-east-1:123456789012:task/feeds/0123456789abcdef"}],
+        "tasks": [{"taskArn": f"{_ECS_ARN}:task/batch-jobs/0123456789abcdef"}],
         "failures": [],
     }
 }
+#: Which containers of the task definition are essential (asked once per revision).
+_DESCRIBE_TASK_DEFINITION = {
+    "describe_task_definition": {
+        "taskDefinition": {
+            "taskDefinitionArn": f"{_ECS_ARN}:task-definition/nightly-report:1",
+            "containerDefinitions": [
+                {"name": "app", "essential": True},
+                {"name": "log-router", "essential": False},
+            ],
+        }
+    }
+}
+#: The stopped task's tags, copied onto the relaunch (the event carries none).
+_DESCRIBE_TASKS = {
+    "describe_tasks": {
+        "tasks": [{"taskArn": _TASK_ARN, "tags": [{"key": "team", "value": "reports"}]}],
+        "failures": [],
+    }
+}
+_SEND_MESSAGE = {
+    "send_message": {
+        "MessageId": "0b7d2f4e-3c1a-4e5b-9f6d-8a7c6b5d4e3f",
+        "MD5OfMessageBody": "d41d8cd98f00b204e9800998ecf8427e",
+    }
+}
+_PUBLISH = {"publish": {"MessageId": "6c1f0e2d-4b3a-4c5d-8e9f-0a1b2c3d4e5f"}}
+#: What a deploy sets in place of the template's references (make invoke resolves !Ref
+#: to the logical id, which RETRIER settings refuse for the topic).
+_RETRIER_RESOURCES = {
+    "RETRIER_DELAY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/RetrierDelayQueue",
+    "RETRIER_DEAD_LETTER_QUEUE_URL": (
+        "https://sqs.us-east-1.amazonaws.com/123456789012/RetrierDeadLetterQueue"
+    ),
+    "NOTIFICATION_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:NotificationTopic",
+}
+_RETRIER_STUBS = (
+    ClientStub(
+        "clients.ecs",
+        {**_DESCRIBE_TASK_DEFINITION, **_DESCRIBE_TASKS, **_RUN_TASK},
+    ),
+    ClientStub("clients.sqs", _SEND_MESSAGE),
+    ClientStub("clients.sns", _PUBLISH),
+    ClientStub("once.persistence.client", _IDEMPOTENCY_FIRST_DELIVERY),
+)
 
 REGISTRY: tuple[HandlerSpec, ...] = (
     HandlerSpec(
@@ -103,31 +157,45 @@ REGISTRY: tuple[HandlerSpec, ...] = (
         naive_stubs=(ClientStub("batch", _SUBMIT_JOB),),
         largest_event=payloads.largest_schedule_event,
     ),
-    # The three below are skipped until their module lands in functions/. Confirm the
-    # logical id, the event file and the client attribute paths against the code then.
     HandlerSpec(
         name="chainer",
         module="chainer",
         function="ChainerFunction",
-        event="events/chain-sns.json",
+        # one SNS record matching rule feed-updated-download: one job
+        event="events/sns-job-finished.json",
         naive="bench.naive.chainer",
         stubs=(
             ClientStub("batch", _SUBMIT_JOB),
             ClientStub("once.persistence.client", _IDEMPOTENCY_FIRST_DELIVERY),
         ),
         naive_stubs=(ClientStub("batch", _SUBMIT_JOB),),
+        largest_event=payloads.largest_chain_batch,
     ),
     HandlerSpec(
         name="retrier",
         module="retrier",
         function="RetrierFunction",
-        event="events/ecs-task-stopped.json",
+        # exit 1, run 1 of 3: DescribeTasks (tags), relaunch message to the delay queue
+        event="events/ecs-task-stopped-exit1.json",
         naive="bench.naive.retrier",
-        stubs=(
-            ClientStub("ecs", _RUN_TASK),
-            ClientStub("once.persistence.client", _IDEMPOTENCY_FIRST_DELIVERY),
-        ),
+        stubs=_RETRIER_STUBS,
         naive_stubs=(ClientStub("ecs", _RUN_TASK),),
+        largest_event=payloads.largest_task_stopped_event,
+        environment=_RETRIER_RESOURCES,
+    ),
+    HandlerSpec(
+        name="retrier-relaunch",
+        module="retrier",
+        function="RetrierFunction",
+        # the delay queue brings the relaunch message back, due: RunTask
+        event="the relaunch message of events/ecs-task-stopped-exit1.json (SQS)",
+        build_event=payloads.retrier_relaunch_event,
+        naive="bench.naive.retrier",
+        stubs=_RETRIER_STUBS,
+        naive_stubs=(ClientStub("ecs", _RUN_TASK),),
+        environment=_RETRIER_RESOURCES,
+        cold=False,
+        memory=False,
     ),
     HandlerSpec(
         name="notifier",

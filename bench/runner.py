@@ -193,6 +193,9 @@ def measure_warm(spec: HandlerSpec, env: Mapping[str, str], settings: Settings) 
         for worker in workers:
             worker.close()
     calls = _describe_calls(handler.ready["calls_per_event"])
+    cold_calls = handler.ready.get("cold_calls", {})
+    if cold_calls != handler.ready["calls_per_event"]:
+        calls += f" (first invocation: {_describe_calls(cold_calls)})"
     naive_calls = _describe_calls(naive.ready["calls_per_event"])
     return [
         Row(
@@ -205,7 +208,9 @@ def measure_warm(spec: HandlerSpec, env: Mapping[str, str], settings: Settings) 
                 f"median of {settings.rounds} rounds of {settings.events} events on "
                 f"{spec.event}; wall time {median(per_event['handler']):.2f} vs "
                 f"{median(per_event['naive']):.2f} ms; AWS calls per event: handler {calls}, "
-                f"naive {naive_calls} (stubbed: no network time in either)"
+                f"naive {naive_calls} (stubbed: no network time in either); first invocation "
+                f"{handler.ready['first_cpu_seconds'] * 1000:.1f} vs "
+                f"{naive.ready['first_cpu_seconds'] * 1000:.1f} ms CPU"
             ),
         )
     ]
@@ -281,12 +286,13 @@ def benchmark(spec: HandlerSpec, settings: Settings, blocked: set[str] | None) -
         return [
             Row(f"{spec.name}: all", None, None, info, note="functions/ has no such module yet")
         ]
-    steps: list[tuple[str, Callable[[Mapping[str, str]], list[Row]]]] = [
-        ("cold init", lambda env: measure_cold(spec, env, settings.runs))
-    ]
+    steps: list[tuple[str, Callable[[Mapping[str, str]], list[Row]]]] = []
+    if spec.cold:
+        steps.append(("cold init", lambda env: measure_cold(spec, env, settings.runs)))
     if spec.warm:
         steps.append(("warm time per event", lambda env: measure_warm(spec, env, settings)))
-    steps.append(("peak memory", lambda env: measure_memory(spec, env)))
+    if spec.memory:
+        steps.append(("peak memory", lambda env: measure_memory(spec, env)))
     if spec.extra:
         steps.append((spec.extra, lambda env: measure_extra(spec, env)))
     try:

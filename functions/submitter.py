@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,8 +23,14 @@ class SubmitterSettings(EnvSettings):
     idempotency_ttl_seconds: int = Field(alias="IDEMPOTENCY_TTL_SECONDS", default=172800, ge=3600)
 
 
+# The objects of the imports above live as long as the process. Frozen, they are no longer
+# scanned by every full collection that creating the clients below triggers (~25 ms of CPU
+# at cold start, measured with bench/). Frozen objects are never freed: here 0-5 are garbage.
+gc.freeze()
 logger = Logger()
-tracer = Tracer()
+# AWS calls are all this function does: trace those (patch_all would also import and patch
+# sqlite3 and http.client, 1 MB and 4 ms of cold start for nothing).
+tracer = Tracer(patch_modules=["botocore"])
 metrics = Metrics()
 settings = load_settings(SubmitterSettings)
 batch = boto3.client("batch")

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from aws_lambda_powertools.utilities.data_classes.sns_event import SNSEventRecord
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
 from batchwire.chain_rules import (
     CHAIN_HOP_TAG,
     CHAIN_HOP_VARIABLE,
@@ -140,8 +143,6 @@ class ChainRecordsFailed(Exception):
 
 def record_from_sns(raw: Mapping[str, Any]) -> ChainRecord:
     """A record of a Lambda SNS event (``Records[i]``)."""
-    from aws_lambda_powertools.utilities.data_classes.sns_event import SNSEventRecord
-
     sns = SNSEventRecord(dict(raw)).sns
     attributes = {name: attribute.value for name, attribute in sns.message_attributes.items()}
     return ChainRecord(
@@ -161,8 +162,6 @@ def record_from_sqs(raw: Mapping[str, Any]) -> ChainRecord:
     direct SNS record and keeps the SNS MessageId as identity, so the same notification
     arriving both directly and through the queue starts its jobs once.
     """
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
     record = SQSRecord(dict(raw))
     envelope = _sns_envelope(record.body)
     if envelope is not None:
@@ -537,12 +536,12 @@ def chain_event(
 def _chain_sqs(
     event: Mapping[str, Any], chain: Callable[[ChainRecord], RecordOutcome]
 ) -> ChainResult:
+    # Imported here: only SQS invocations need the batch utility (~10 ms, 1.4 MB at import)
     from aws_lambda_powertools.utilities.batch import (
         BatchProcessor,
         EventType,
         process_partial_response,
     )
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
     outcomes: list[RecordOutcome] = []
 

@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
+from batchwire.config import load_settings
 from batchwire.jobs import MAX_CONTAINER_OVERRIDES_CHARS, build_submit_requests, parse_job_request
+from batchwire.retrier import (
+    CountedContainers,
+    RetrierClients,
+    RetrierSettings,
+    handle_task_stopped,
+)
+from batchwire.task_events import parse_task_state_change
 from bench.payloads import (
     MAX_LOG_EVENTS,
+    MAX_TASK_CONTAINERS,
+    MAX_TASK_OVERRIDES_CHARS,
+    SQS_MAX_MESSAGE_BYTES,
     decode_floor,
+    largest_chain_batch,
     largest_schedule_event,
+    largest_task_stopped_event,
     log_batch_document,
     log_subscription_event,
+    retrier_relaunch_event,
 )
-from bench.registry import FUNCTIONS
+from bench.registry import FUNCTIONS, ROOT
 from bench.sandbox import distribution_closure, read_requirements
+
+ResultT = TypeVar("ResultT")
 
 
 def test_largest_schedule_event_is_accepted_whole_by_the_submitter() -> None:
@@ -48,3 +67,73 @@ def test_lambda_package_holds_the_runtime_requirements_and_not_the_dev_tools() -
     closure = distribution_closure([*requirements, "boto3"])
     assert {"aws-lambda-powertools", "aws-xray-sdk", "pydantic", "botocore"} <= closure
     assert not {"moto", "aws-sam-cli", "requests", "awscrt"} & closure
+
+
+class _Recorder:
+    """Plays ECS, SQS and the idempotency store for one STOPPED event, keeping what is sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def describe_task_definition(self, **_: Any) -> dict[str, Any]:
+        return {"taskDefinition": {"containerDefinitions": [{"name": "app"}]}}
+
+    def describe_tasks(self, **_: Any) -> dict[str, Any]:
+        return {"tasks": [{"tags": [{"key": "team", "value": "reports"}]}]}
+
+    def send_message(self, **kwargs: Any) -> dict[str, Any]:
+        self.sent.append(kwargs)
+        return {"MessageId": "m"}
+
+    def run_once(self, identity: str, action: Callable[[], ResultT]) -> ResultT:
+        return action()
+
+
+def _retrier_settings() -> RetrierSettings:
+    return load_settings(
+        RetrierSettings,
+        {
+            "RETRIER_CLUSTER_ARNS": "arn:aws:ecs:us-east-1:123456789012:cluster/batch-jobs",
+            "RETRIER_DELAY_QUEUE_URL": "delay",
+            "RETRIER_DEAD_LETTER_QUEUE_URL": "dead",
+            "NOTIFICATION_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:n",
+            "IDEMPOTENCY_TABLE": "t",
+        },
+    )
+
+
+def test_relaunch_event_holds_the_message_the_retrier_queues_for_the_exit1_sample() -> None:
+    recorder = _Recorder()
+    settings = _retrier_settings()
+    clients = RetrierClients(ecs=recorder, sqs=recorder, sns=recorder)  # type: ignore[arg-type]
+    event = json.loads((ROOT / "events/ecs-task-stopped-exit1.json").read_text())
+    now = datetime(2026, 11, 23, 2, 7, 41, tzinfo=UTC)
+    handle_task_stopped(
+        event,
+        settings=settings,
+        clients=clients,
+        counted=CountedContainers(recorder, settings.containers),  # type: ignore[arg-type]
+        once=recorder,
+        now=now,
+        random=lambda: 0.5,
+    )
+    queued = json.loads(recorder.sent[0]["MessageBody"])
+    built = json.loads(retrier_relaunch_event()["Records"][0]["body"])
+    assert {k: v for k, v in built.items() if k != "notBefore"} == {
+        k: v for k, v in queued.items() if k != "notBefore"
+    }
+    assert datetime.fromisoformat(built["notBefore"]) < datetime.now(UTC)  # due: RunTask at once
+
+
+def test_largest_stopped_event_has_ten_containers_and_overrides_just_under_the_limit() -> None:
+    event = largest_task_stopped_event()
+    detail = parse_task_state_change(event).detail
+    size = len(json.dumps(detail.overrides, separators=(",", ":")))
+    assert len(detail.containers) == MAX_TASK_CONTAINERS
+    assert MAX_TASK_OVERRIDES_CHARS - 128 < size <= MAX_TASK_OVERRIDES_CHARS
+
+
+def test_largest_chain_batch_is_ten_messages_at_the_size_limit() -> None:
+    records = largest_chain_batch()["Records"]
+    assert len(records) == 10
+    assert {len(record["body"].encode()) for record in records} == {SQS_MAX_MESSAGE_BYTES}
