@@ -66,6 +66,37 @@ def test_no_mutating_action_on_a_wildcard_resource(deployed: dict[str, Any]) -> 
     assert wildcard_grants(deployed) == []
 
 
+#: AWS managed policies a function role may carry. Both are attached by SAM: the basic
+#: execution role (write-only CloudWatch Logs, how Lambda ships every function's logs)
+#: and X-Ray write access (X-Ray has no resource-level permissions).
+ALLOWED_MANAGED_POLICIES = {"AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess"}
+
+
+def test_function_roles_carry_no_broad_managed_policy(deployed: dict[str, Any]) -> None:
+    # A SAM SQS event would attach AWSLambdaSQSQueueExecutionRole: DeleteMessage on any queue
+    attached = {
+        (name, str(arn).rsplit("/", 1)[-1])
+        for name, resource in deployed["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Role" and name.endswith("FunctionRole")
+        for arn in resource["Properties"].get("ManagedPolicyArns", [])
+    }
+    assert {policy for _, policy in attached} <= ALLOWED_MANAGED_POLICIES, attached
+
+
+def test_every_queue_event_source_has_a_dead_letter_queue() -> None:
+    mappings = [
+        resource["Properties"]
+        for resource in TEMPLATE["Resources"].values()
+        if resource["Type"] == "AWS::Lambda::EventSourceMapping"
+    ]
+    assert len(mappings) >= 2
+    for mapping in mappings:
+        queue_id = mapping["EventSourceArn"]["Fn::GetAtt"][0]
+        redrive = TEMPLATE["Resources"][queue_id]["Properties"].get("RedrivePolicy", {})
+        assert redrive.get("deadLetterTargetArn"), queue_id
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"], queue_id
+
+
 def test_the_wildcard_check_catches_a_widened_policy() -> None:
     # Given the submitter allowed to submit to any queue
     widened = copy.deepcopy(TEMPLATE)
