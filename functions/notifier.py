@@ -56,7 +56,7 @@ class NotifierSettings(EnvSettings):
 
 # The objects of the imports above live as long as the process. Frozen, they are no longer
 # scanned by every full collection that creating the clients below triggers (measured with
-# bench/). Frozen objects are never freed: here a handful are garbage.
+# bench/). Frozen objects are never freed: gc.collect() here finds none that are garbage.
 gc.freeze()
 logger = Logger()
 # Trace the AWS calls and the Slack posts (slack_sdk posts with http.client); patch_all
@@ -85,7 +85,8 @@ webhook = WebhookDelivery(
 
 # A client from the default session, as every client here: Powertools' default provider
 # (parameters.get_secret) builds a boto3 session of its own and loads the AWS data files a
-# second time on the first post (measured with bench/: ~6 MB of peak memory).
+# second time on the first post (measured with bench/: 52 ms and 9.7 MB there, 4 ms and
+# 0.2 MB here; the peak on a maximum batch fell from 71.8 to 69.1 MB).
 secrets = SecretsProvider(boto3_client=boto3.client("secretsmanager"))
 
 
