@@ -107,6 +107,54 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+#: CloudWatch Logs takes log events of up to 256 KB.
+MAX_LOG_LINE_BYTES = 256_000
+
+
+def _filled(unit: str, prefix: str = "ERROR ", suffix: str = "") -> str:
+    room = MAX_LOG_LINE_BYTES - len(prefix) - len(suffix)
+    return prefix + (unit * (room // len(unit) + 1))[:room] + suffix
+
+
+def adversarial_log_lines() -> dict[str, tuple[str, str]]:
+    """One 256 KB log line per worst case of each built-in redaction pattern
+    (``batchwire.redaction.BUILTIN_PATTERNS``, by name): near-misses the pattern must start
+    on and give up, over and over. Name -> (pattern name, line). A pattern that backtracks
+    more than linearly takes hundreds of times longer on these than on a plain line.
+    Each was the slowest of several tried for its pattern (bench/README.md)."""
+    return {
+        "webhook prefix repeated": (
+            "slack-webhook-url",
+            _filled("https://hooks.slack.com/services"),
+        ),
+        "key id prefix repeated": ("aws-access-key-id", _filled(" AKIA")),
+        "secret key label, then blanks": (
+            "aws-secret-access-key",
+            _filled(" ", "ERROR secret_access_key", ":"),
+        ),
+        "x run, then base64 run": (
+            "aws-secret-key-shape",
+            _filled("aB3/", "ERROR " + "x" * 128_000 + " "),
+        ),
+        "base64 run": ("aws-secret-key-shape", _filled("aB3/")),
+        "bearer, then blanks": ("bearer-token", _filled(" ", "ERROR bearer", "!")),
+        "schemes before a long user and password without @": (
+            "url-password",
+            _filled("+a" * 16 + "://" + "b" * 255 + ":" + "c:" * 128 + "/"),
+        ),
+        # a scheme may hold dots: without its {0,30} bound each "a" would scan to the end
+        # (measured: the unbounded pattern takes 1 s on 64 KB of this, 16x that on 256 KB)
+        "dotted run, no ://": ("url-password", _filled("a.")),
+        "password label, then blanks": ("key-value-secret", _filled(" ", "ERROR password", "x")),
+        "password label repeated": ("key-value-secret", _filled("password" + " " * 40)),
+    }
+
+
+def plain_log_line() -> str:
+    """A 256 KB log line with nothing to redact: the linear reference for the above."""
+    return _filled("row rejected by rule 17 in feed nightly-import; retrying later ")
+
+
 # ------------------------------------------------------------------ chainer
 
 #: SQS delivers at most 10 messages per batch to Lambda by default (BatchSize 10, no window).

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,12 +65,19 @@ class Settings:
     sandbox: bool = True
 
 
-def child_environment(spec: HandlerSpec, blocked: set[str] | None) -> dict[str, str]:
-    """The function's environment from template.yaml, as the Lambda runtime would set it."""
+def child_environment(
+    spec: HandlerSpec, blocked: set[str] | None, parameters: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The function's environment from template.yaml, as the Lambda runtime would set it,
+    deployed with the spec's template parameters (``parameters`` on top)."""
     from devtools.invoke import function_setup
     from devtools.local_aws import LOCAL_CREDENTIALS
 
-    setup = function_setup(spec.function, shell_env=LOCAL_CREDENTIALS)
+    setup = function_setup(
+        spec.function,
+        params={**spec.parameters, **(parameters or {})},
+        shell_env=LOCAL_CREDENTIALS,
+    )
     lambda_env = dict(setup.environment)
     # the SAM CLI marks its emulator; Lambda does not (Powertools would disable tracing)
     lambda_env.pop("AWS_SAM_LOCAL", None)
@@ -217,8 +225,11 @@ def measure_warm(spec: HandlerSpec, env: Mapping[str, str], settings: Settings) 
 
 
 @contextmanager
-def aws_for(spec: HandlerSpec, env: Mapping[str, str]) -> Iterator[dict[str, str]]:
-    """``env``, pointed at a moto server holding the template's resources if the spec asks."""
+def aws_for(
+    spec: HandlerSpec, env: Mapping[str, str], blocked: set[str] | None
+) -> Iterator[dict[str, str]]:
+    """``env``, pointed at a moto server holding the template's resources if the spec asks,
+    and the spec's secrets, their ARNs passed as the template parameters that name them."""
     if not spec.local_aws:
         yield dict(env)
         return
@@ -228,13 +239,30 @@ def aws_for(spec: HandlerSpec, env: Mapping[str, str]) -> Iterator[dict[str, str
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
     with moto_server() as local:
+        # moto's state lives in this process, not in the server: a second server (the next
+        # step) would find the first one's tables, and its flood-control items. Start clean.
+        urllib.request.urlopen(
+            urllib.request.Request(f"{local.endpoint_url}/moto-api/reset", method="POST"),
+            timeout=10,
+        ).close()
         provision_template_resources(local, TEMPLATE)
+        if spec.secrets:
+            secretsmanager = local.client("secretsmanager")
+            arns = {
+                parameter: secretsmanager.create_secret(
+                    Name=f"batchwire/bench-{parameter}", SecretString=value
+                )["ARN"]
+                for parameter, value in spec.secrets.items()
+            }
+            env = child_environment(spec, blocked, arns)
         yield {**env, **local.environ}
 
 
-def measure_memory(spec: HandlerSpec, env: Mapping[str, str]) -> list[Row]:
+def measure_memory(
+    spec: HandlerSpec, env: Mapping[str, str], blocked: set[str] | None
+) -> list[Row]:
     """Peak RSS of the whole process on the largest event, handler and naive."""
-    with aws_for(spec, env) as aws_env:
+    with aws_for(spec, env, blocked) as aws_env:
         mine = run_child(["memory", spec.name, "handler"], aws_env)
         naive = run_child(["memory", spec.name, "naive"], aws_env)
     size = f"{mine['event_bytes']:,}-byte event"
@@ -262,9 +290,9 @@ def measure_memory(spec: HandlerSpec, env: Mapping[str, str]) -> list[Row]:
     ]
 
 
-def measure_extra(spec: HandlerSpec, env: Mapping[str, str]) -> list[Row]:
+def measure_extra(spec: HandlerSpec, env: Mapping[str, str], blocked: set[str] | None) -> list[Row]:
     """Rows of the handler's own benchmarks (``spec.extra``), run in a fresh child."""
-    with aws_for(spec, env) as aws_env:
+    with aws_for(spec, env, blocked) as aws_env:
         answer = run_child(["extra", spec.name], aws_env)
     return [
         Row(
@@ -292,9 +320,9 @@ def benchmark(spec: HandlerSpec, settings: Settings, blocked: set[str] | None) -
     if spec.warm:
         steps.append(("warm time per event", lambda env: measure_warm(spec, env, settings)))
     if spec.memory:
-        steps.append(("peak memory", lambda env: measure_memory(spec, env)))
+        steps.append(("peak memory", lambda env: measure_memory(spec, env, blocked)))
     if spec.extra:
-        steps.append((spec.extra, lambda env: measure_extra(spec, env)))
+        steps.append((spec.extra, lambda env: measure_extra(spec, env, blocked)))
     try:
         env = child_environment(spec, blocked)
     except (Exception, SystemExit) as error:

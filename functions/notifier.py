@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import time
@@ -10,6 +11,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field, field_validator
 
@@ -52,8 +54,14 @@ class NotifierSettings(EnvSettings):
         return json.loads(value or "[]") if isinstance(value, str) else value
 
 
+# The objects of the imports above live as long as the process. Frozen, they are no longer
+# scanned by every full collection that creating the clients below triggers (measured with
+# bench/). Frozen objects are never freed: gc.collect() here finds none that are garbage.
+gc.freeze()
 logger = Logger()
-tracer = Tracer()
+# Trace the AWS calls and the Slack posts (slack_sdk posts with http.client); patch_all
+# would also import and patch sqlite3, which this function never uses.
+tracer = Tracer(patch_modules=["botocore", "httplib"])
 metrics = Metrics()
 try:
     settings = load_settings(NotifierSettings)
@@ -75,11 +83,16 @@ webhook = WebhookDelivery(
 )
 
 
+# A client from the default session, as every client here: Powertools' default provider
+# (parameters.get_secret) builds a boto3 session of its own and loads the AWS data files a
+# second time on the first post (measured with bench/: 52 ms and 9.7 MB there, 4 ms and
+# 0.2 MB here; the peak on a maximum batch fell from 71.8 to 69.1 MB).
+secrets = SecretsProvider(boto3_client=boto3.client("secretsmanager"))
+
+
 def webhook_url(secret_arn: str) -> str:
     """The webhook URL stored in ``secret_arn`` (cached); never logged."""
-    from aws_lambda_powertools.utilities import parameters
-
-    url = parameters.get_secret(secret_arn, max_age=settings.secret_cache_seconds)
+    url = secrets.get(secret_arn, max_age=settings.secret_cache_seconds)
     if not isinstance(url, str) or not url.startswith(("https://", "http://")):
         raise ConfigurationError(
             f"secret {secret_arn}: its value is not a Slack webhook URL (expected https://...)"

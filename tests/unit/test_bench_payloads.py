@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from batchwire.config import load_settings
 from batchwire.jobs import MAX_CONTAINER_OVERRIDES_CHARS, build_submit_requests, parse_job_request
+from batchwire.redaction import BUILTIN_PATTERNS
 from batchwire.retrier import (
     CountedContainers,
     RetrierClients,
@@ -18,15 +19,18 @@ from batchwire.retrier import (
 from batchwire.task_events import parse_task_state_change
 from bench.payloads import (
     MAX_LOG_EVENTS,
+    MAX_LOG_LINE_BYTES,
     MAX_TASK_CONTAINERS,
     MAX_TASK_OVERRIDES_CHARS,
     SQS_MAX_MESSAGE_BYTES,
+    adversarial_log_lines,
     decode_floor,
     largest_chain_batch,
     largest_schedule_event,
     largest_task_stopped_event,
     log_batch_document,
     log_subscription_event,
+    plain_log_line,
     retrier_relaunch_event,
 )
 from bench.registry import FUNCTIONS, ROOT
@@ -137,3 +141,13 @@ def test_largest_chain_batch_is_ten_messages_at_the_size_limit() -> None:
     records = largest_chain_batch()["Records"]
     assert len(records) == 10
     assert {len(record["body"].encode()) for record in records} == {SQS_MAX_MESSAGE_BYTES}
+
+
+def test_every_builtin_redaction_pattern_has_a_worst_case_line_of_the_log_event_limit() -> None:
+    # Given the adversarial lines of the redaction benchmark
+    lines = adversarial_log_lines()
+    # Then each built-in pattern has at least one, and each line is as long as CloudWatch allows
+    assert {pattern for pattern, _ in lines.values()} == {name for name, _, _ in BUILTIN_PATTERNS}
+    for _, line in lines.values():
+        assert len(line.encode()) == MAX_LOG_LINE_BYTES
+    assert len(plain_log_line().encode()) == MAX_LOG_LINE_BYTES
