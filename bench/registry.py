@@ -221,8 +221,6 @@ REGISTRY: tuple[HandlerSpec, ...] = (
         stubs=(),
         naive_stubs=(),
         largest_event=lambda: payloads.log_subscription_event(payloads.log_batch_document()),
-        # the naive notifier keeps its webhook URL in the environment, as the public ones do
-        environment={"SLACK_WEBHOOK_URL": _BENCH_WEBHOOK_URL},
         parameters={"SlackWebhookSecretArn": _PLACEHOLDER_SECRET_ARN},
         secrets={"SlackWebhookSecretArn": _BENCH_WEBHOOK_URL},
         warm=False,
