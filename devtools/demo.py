@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devtools.ecs_local import create_ecs_workload, delay_queue_event, stopped_event
+from devtools.ecs_local import (
+    create_ecs_workload,
+    delay_queue_event,
+    run_scheduled_task,
+    stopped_event,
+)
 from devtools.local_aws import (
     LocalAws,
     create_batch_workload,
@@ -201,21 +206,11 @@ def stage_retry(run: DemoRun) -> None:
         f"RetrierSecurityGroupIds={workload.security_group} RetrierBackoffIntervalSeconds=1 "
         "RetrierBackoffRate=2 RetrierMaxAttempts=3"
     )
-    task = ecs.run_task(
-        cluster=workload.cluster_arn,
-        taskDefinition=workload.task_definition_arn,
-        launchType="FARGATE",
-        platformVersion="1.4.0",
-        startedBy="events-rule/nightly-report",
-        overrides={"containerOverrides": [{"name": "app", "command": ["report", "--day", "22"]}]},
-        networkConfiguration={
-            "awsvpcConfiguration": {
-                "subnets": [workload.subnet],
-                "securityGroups": [workload.security_group],
-            }
-        },
-        tags=[{"key": "team", "value": "reports"}],
-    )["tasks"][0]
+    task = run_scheduled_task(
+        ecs,
+        workload,
+        {"containerOverrides": [{"name": "app", "command": ["report", "--day", "22"]}]},
+    )
     show("scheduled run", {"taskArn": task["taskArn"], "startedBy": task["startedBy"]})
     origin = task["taskArn"].rsplit("/", 1)[-1]
     for _ in range(10):

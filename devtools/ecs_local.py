@@ -62,6 +62,29 @@ def create_ecs_workload(
     return EcsWorkload(cluster_arn, definition_arn, subnet, group)
 
 
+def run_scheduled_task(
+    ecs: Any, workload: EcsWorkload, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Start the task as an EventBridge schedule would: with its own startedBy and tags."""
+    extra = {"overrides": dict(overrides)} if overrides else {}
+    task: dict[str, Any] = ecs.run_task(
+        cluster=workload.cluster_arn,
+        taskDefinition=workload.task_definition_arn,
+        launchType="FARGATE",
+        platformVersion="1.4.0",
+        startedBy="events-rule/nightly-report",
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": [workload.subnet],
+                "securityGroups": [workload.security_group],
+            }
+        },
+        tags=[{"key": "team", "value": "reports"}],
+        **extra,
+    )["tasks"][0]
+    return task
+
+
 def sample_event(
     name: str, *, subnet: str | None = None, fresh_task: bool = False
 ) -> dict[str, Any]:

@@ -20,17 +20,15 @@ from batchwire.chain import (
     chain_event,
 )
 from batchwire.chain_rules import parse_chain_rules
-from batchwire.config import EnvSettings, load_settings
+from batchwire.config import IdempotentSettings, load_settings
 from batchwire.errors import RequestError
 from batchwire.idempotency import OnceStore
 
 
-class ChainerSettings(EnvSettings):
+class ChainerSettings(IdempotentSettings):
     chain_rules: str = Field(alias="CHAIN_RULES", min_length=1)
     max_hops: int = Field(alias="CHAIN_MAX_HOPS", default=10, ge=1, le=100)
     unrouted_action: Literal["warn", "error"] = Field(alias="UNROUTED_ACTION", default="warn")
-    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=1)
-    idempotency_ttl_seconds: int = Field(alias="IDEMPOTENCY_TTL_SECONDS", default=172800, ge=3600)
 
 
 # The objects of the imports above live as long as the process. Frozen, they are no longer

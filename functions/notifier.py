@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field, field_validator
 
-from batchwire.config import EnvSettings, load_settings
+from batchwire.config import IdempotentSettings, load_settings
 from batchwire.errors import ConfigurationError, RequestError
 from batchwire.idempotency import OnceStore
 from batchwire.notify import IDEMPOTENCY_PREFIX, Delivery, FloodGate, notify_slack, parse_routes
@@ -23,7 +23,7 @@ from batchwire.redaction import build_redactor
 from batchwire.slack import WebhookDelivery
 
 
-class NotifierSettings(EnvSettings):
+class NotifierSettings(IdempotentSettings):
     region: str = Field(alias="AWS_REGION", min_length=1)
     webhook_secret_arn: str = Field(alias="SLACK_WEBHOOK_SECRET_ARN")
     route_secret_arns: str = Field(alias="ROUTE_WEBHOOK_SECRET_ARNS", default="")
@@ -31,7 +31,7 @@ class NotifierSettings(EnvSettings):
     redact_patterns: list[str] = Field(alias="REDACT_PATTERNS", default_factory=list)
     alert_state_table: str = Field(alias="ALERT_STATE_TABLE", min_length=1)
     alert_window_seconds: int = Field(alias="ALERT_WINDOW_SECONDS", default=300, ge=1, le=86400)
-    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=1)
+    # an alert is worth replaying for a day; a firing or a chain for two
     idempotency_ttl_seconds: int = Field(alias="IDEMPOTENCY_TTL_SECONDS", default=86400, ge=3600)
     slack_timeout_seconds: int = Field(alias="SLACK_TIMEOUT_SECONDS", default=5, ge=1, le=30)
     slack_max_retries: int = Field(alias="SLACK_MAX_RETRIES", default=2, ge=0, le=5)

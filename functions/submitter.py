@@ -10,18 +10,11 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Field
 
-from batchwire.config import EnvSettings, load_settings
+from batchwire.config import IdempotentSettings, load_settings
 from batchwire.errors import RequestError
 from batchwire.idempotency import OnceStore
 from batchwire.schedule import IDEMPOTENCY_PREFIX, submit_scheduled_jobs
-
-
-class SubmitterSettings(EnvSettings):
-    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=1)
-    idempotency_ttl_seconds: int = Field(alias="IDEMPOTENCY_TTL_SECONDS", default=172800, ge=3600)
-
 
 # The objects of the imports above live as long as the process. Frozen, they are no longer
 # scanned by every full collection that creating the clients below triggers (~25 ms of CPU
@@ -32,7 +25,7 @@ logger = Logger()
 # sqlite3 and http.client, 1 MB and 4 ms of cold start for nothing).
 tracer = Tracer(patch_modules=["botocore"])
 metrics = Metrics()
-settings = load_settings(SubmitterSettings)
+settings = load_settings(IdempotentSettings)
 batch = boto3.client("batch")
 once = OnceStore(settings.idempotency_table, IDEMPOTENCY_PREFIX, settings.idempotency_ttl_seconds)
 

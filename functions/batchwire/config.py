@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from batchwire.errors import ConfigurationError
 
@@ -17,6 +17,13 @@ class EnvSettings(BaseModel):
     """Base of each function's settings: fields carry the environment variable name as alias."""
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class IdempotentSettings(EnvSettings):
+    """Settings of a function that records its side effects in the idempotency table."""
+
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=1)
+    idempotency_ttl_seconds: int = Field(alias="IDEMPOTENCY_TTL_SECONDS", default=172800, ge=3600)
 
 
 def load_settings(model: type[SettingsT], environ: Mapping[str, str] | None = None) -> SettingsT:

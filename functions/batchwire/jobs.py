@@ -296,7 +296,7 @@ def build_submit_requests(request: JobRequest, scheduled_time: datetime) -> list
         size = len(_compact_json(kwargs).encode())
         if size > MAX_REQUEST_BYTES:
             problems.append(
-                f"{prefix or '(request)'}{'' if not prefix else '(job)'}: SubmitJob request is "
+                f"{prefix.rstrip('.') or '(request)'}: SubmitJob request is "
                 f"{size:,} bytes, over the 30 KiB limit"
             )
             continue

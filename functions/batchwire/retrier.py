@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BeforeValidator, Field, field_validator
 
-from batchwire.config import EnvSettings
+from batchwire.config import IdempotentSettings
 from batchwire.errors import RequestError
 from batchwire.idempotency import RunOnce
 from batchwire.retry_policy import (
@@ -85,7 +85,7 @@ def _comma_list(value: Any) -> Any:
 CommaList = Annotated[tuple[str, ...], BeforeValidator(_comma_list)]
 
 
-class RetrierSettings(EnvSettings):
+class RetrierSettings(IdempotentSettings):
     """The retrier's configuration, one environment variable each (docs/retrier.md)."""
 
     cluster_arns: Annotated[CommaList, Field(min_length=1)] = Field(alias="RETRIER_CLUSTER_ARNS")
@@ -112,8 +112,6 @@ class RetrierSettings(EnvSettings):
     delay_queue_url: str = Field(alias="RETRIER_DELAY_QUEUE_URL", min_length=1)
     dead_letter_queue_url: str = Field(alias="RETRIER_DEAD_LETTER_QUEUE_URL", min_length=1)
     notification_topic_arn: str = Field(alias="NOTIFICATION_TOPIC_ARN", pattern=r"^arn:aws")
-    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=1)
-    idempotency_ttl_seconds: int = Field(alias="IDEMPOTENCY_TTL_SECONDS", default=172800, ge=3600)
 
     @field_validator("rules", mode="before")
     @classmethod

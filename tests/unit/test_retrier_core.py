@@ -25,6 +25,7 @@ from batchwire.retrier import (
     relaunch_when_due,
 )
 from devtools.ecs_local import EcsWorkload, create_ecs_workload, sample_event, stopped_event
+from devtools.ecs_local import run_scheduled_task as scheduled_run
 
 NOW = datetime(2026, 11, 23, 2, 30, tzinfo=UTC)
 # Outside Lambda there is no context to bound in-progress idempotency records by
@@ -177,22 +178,7 @@ def retrier(aws: dict[str, Any]) -> Retrier:
 
 
 def run_scheduled_task(retrier: Retrier) -> dict[str, Any]:
-    """Start the task as an EventBridge schedule would: with its own startedBy and tags."""
-    workload = retrier.workload
-    task: dict[str, Any] = retrier.ecs.run_task(
-        cluster=workload.cluster_arn,
-        taskDefinition=workload.task_definition_arn,
-        launchType="FARGATE",
-        startedBy="events-rule/nightly-report",
-        networkConfiguration={
-            "awsvpcConfiguration": {
-                "subnets": [workload.subnet],
-                "securityGroups": [workload.security_group],
-            }
-        },
-        tags=[{"key": "team", "value": "reports"}],
-    )["tasks"][0]
-    return task
+    return scheduled_run(retrier.ecs, retrier.workload)
 
 
 def exit1_event(retrier: Retrier) -> dict[str, Any]:
