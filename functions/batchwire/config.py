@@ -2,46 +2,79 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import msgspec
 
-from batchwire.errors import ConfigurationError
+from batchwire.errors import ConfigurationError, describe_validation_error
 
 SettingsT = TypeVar("SettingsT", bound="EnvSettings")
 
 
-class EnvSettings(BaseModel):
-    """Base of each function's settings: fields carry the environment variable name as alias."""
+class EnvSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of each function's settings.
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    A field names its environment variable with ``msgspec.field(name="VARIABLE")``. Values
+    are converted from text (``"300"`` to an int); variables listed in ``json_variables``
+    hold JSON, those in ``list_variables`` comma-separated lists.
+    """
+
+    json_variables: ClassVar[frozenset[str]] = frozenset()
+    list_variables: ClassVar[frozenset[str]] = frozenset()
 
 
-class IdempotentSettings(EnvSettings):
+class IdempotentSettings(EnvSettings, frozen=True, kw_only=True):
     """Settings of a function that records its side effects in the idempotency table."""
 
-    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=1)
-    idempotency_ttl_seconds: int = Field(alias="IDEMPOTENCY_TTL_SECONDS", default=172800, ge=3600)
+    idempotency_table: Annotated[str, msgspec.Meta(min_length=1)] = msgspec.field(
+        name="IDEMPOTENCY_TABLE"
+    )
+    idempotency_ttl_seconds: Annotated[int, msgspec.Meta(ge=3600)] = msgspec.field(
+        name="IDEMPOTENCY_TTL_SECONDS", default=172800
+    )
 
 
 def load_settings(model: type[SettingsT], environ: Mapping[str, str] | None = None) -> SettingsT:
     """Parse ``environ`` (default: the process environment) into ``model``.
 
-    Raises ConfigurationError naming each variable that is missing or wrong.
+    Raises ConfigurationError naming the variable that is missing or wrong.
     """
-    source = dict(os.environ if environ is None else environ)
+    source = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for field in msgspec.structs.fields(model):
+        variable = field.encode_name
+        # an empty variable is an unset one: its default applies
+        if source.get(variable, "").strip():
+            values[variable] = _decode(model, variable, source[variable])
     try:
-        return model.model_validate(source)
-    except ValidationError as error:
-        problems = []
-        for item in error.errors(include_url=False):
-            variable = ".".join(str(part) for part in item["loc"])
-            if item["type"] == "missing":
-                problems.append(f"environment variable {variable} is not set")
-            else:
-                problems.append(
-                    f"environment variable {variable}={item.get('input')!r}: {item['msg']}"
-                )
-        raise ConfigurationError(f"{model.__name__} cannot start: " + "; ".join(problems)) from None
+        return msgspec.convert(values, model, strict=False)
+    except msgspec.ValidationError as error:
+        (problem,) = describe_validation_error(error)
+        path, _, detail = problem.partition(": ")
+        variable = path.split(".")[0].split("[")[0]
+        if path == "(request)":
+            problem = detail
+        elif detail == "required, not given":
+            problem = f"environment variable {variable} is not set"
+        elif variable in values:
+            inner = path[len(variable) :].lstrip(".")
+            detail = f"{inner}: {detail}" if inner else detail
+            problem = f"environment variable {variable}={source[variable]!r}: {detail}"
+        raise ConfigurationError(f"{model.__name__} cannot start: {problem}") from None
+
+
+def _decode(model: type[EnvSettings], variable: str, text: str) -> Any:
+    if variable in model.list_variables:
+        return [item.strip() for item in text.split(",") if item.strip()]
+    if variable in model.json_variables:
+        try:
+            return json.loads(text)
+        except ValueError as error:
+            raise ConfigurationError(
+                f"{model.__name__} cannot start: environment variable {variable} "
+                f"is not valid JSON: {error}"
+            ) from None
+    return text

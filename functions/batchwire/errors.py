@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pydantic import ValidationError
+import msgspec
 
 
 class BatchwireError(Exception):
@@ -29,35 +30,65 @@ class RequestError(BatchwireError):
         super().__init__(f"{summary}: {detail}" if detail else summary)
 
 
-def field_path(location: Iterable[int | str], prefix: str = "") -> str:
-    """Render a pydantic error location as ``a.b[0].c`` (ints become indexes)."""
+_MESSAGE = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_NAMED_FIELD = re.compile(r"^Object (?P<kind>missing required|contains unknown) field `(?P<name>[^`]*)`$")
+_PATH_PART = re.compile(r"\.(?P<key>[^.\[]+)|\[(?P<index>\d+|\.\.\.)\]")
+_MISSING = object()
+
+
+def describe_validation_error(
+    error: msgspec.ValidationError, payload: Any = _MISSING, prefix: str = ""
+) -> list[str]:
+    """Render msgspec's error as ``["<field path>: <what is wrong>"]``.
+
+    msgspec names the first problem it meets and where (`` - at `$.jobs[0].jobName` ``); the
+    path is rewritten as ``jobs[0].jobName`` after ``prefix``, and when ``payload`` is the
+    validated input the wrong value is quoted from it.
+    """
+    parsed = _MESSAGE.match(str(error))
+    assert parsed is not None  # the pattern matches any text
+    message, path = parsed["message"], parsed["path"] or ""
+    parts = [m["key"] if m["key"] is not None else m["index"] for m in _PATH_PART.finditer(path)]
+    named = _NAMED_FIELD.match(message)
+    if named:
+        parts.append(named["name"])
+        message = (
+            "required, not given"
+            if named["kind"] == "missing required"
+            else "unknown key; check the spelling against the documented fields"
+        )
+    else:
+        message = message.replace("`", "")
+        value = _value_at(payload, parts)
+        if value is not _MISSING:
+            message += f" (got {_short_repr(value)})"
+    return [f"{field_path(parts, prefix) or '(request)'}: {message}"]
+
+
+def field_path(parts: Iterable[str], prefix: str = "") -> str:
+    """Render path parts as ``a.b[0].c`` after ``prefix`` (digits and ``...`` become indexes)."""
     path = prefix
-    for part in location:
-        if isinstance(part, int):
+    for part in parts:
+        if part.isdigit() or part == "...":
             path += f"[{part}]"
         else:
-            path = f"{path}.{part}" if path else str(part)
+            path = f"{path}.{part}" if path else part
     return path
 
 
-def describe_validation_error(error: ValidationError, prefix: str = "") -> list[str]:
-    """One readable line per pydantic error, each starting with the field path."""
-    lines = []
-    for item in error.errors(include_url=False):
-        location = [part for part in item["loc"] if not _is_union_tag(part)]
-        path = field_path(location, prefix) or "(request)"
-        message = item["msg"]
-        if item["type"] not in ("missing", "extra_forbidden") and "input" in item:
-            message += f" (got {_short_repr(item['input'])})"
-        if item["type"] == "extra_forbidden":
-            message = "unknown key; check the spelling against the documented fields"
-        lines.append(f"{path}: {message}")
-    return lines
-
-
-def _is_union_tag(part: int | str) -> bool:
-    # pydantic names the union member it tried ("function-after[...]", "str"): not a field
-    return isinstance(part, str) and ("[" in part or part in {"str", "int"})
+def _value_at(payload: Any, parts: Sequence[str]) -> Any:
+    value = payload
+    for part in parts:
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, Sequence) and not isinstance(value, str) and part.isdigit():
+            index = int(part)
+            if index >= len(value):
+                return _MISSING
+            value = value[index]
+        else:
+            return _MISSING
+    return value
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:
