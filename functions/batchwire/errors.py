@@ -31,7 +31,9 @@ class RequestError(BatchwireError):
 
 
 _MESSAGE = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_NAMED_FIELD = re.compile(r"^Object (?P<kind>missing required|contains unknown) field `(?P<name>[^`]*)`$")
+_NAMED_FIELD = re.compile(
+    r"^Object (?P<kind>missing required|contains unknown) field `(?P<name>[^`]*)`$"
+)
 _PATH_PART = re.compile(r"\.(?P<key>[^.\[]+)|\[(?P<index>\d+|\.\.\.)\]")
 _MISSING = object()
 
@@ -46,8 +48,7 @@ def describe_validation_error(
     validated input the wrong value is quoted from it.
     """
     parsed = _MESSAGE.match(str(error))
-    assert parsed is not None  # the pattern matches any text
-    message, path = parsed["message"], parsed["path"] or ""
+    message, path = (parsed["message"], parsed["path"] or "") if parsed else (str(error), "")
     parts = [m["key"] if m["key"] is not None else m["index"] for m in _PATH_PART.finditer(path)]
     named = _NAMED_FIELD.match(message)
     if named:
@@ -59,7 +60,7 @@ def describe_validation_error(
         )
     else:
         message = message.replace("`", "")
-        value = _value_at(payload, parts)
+        value = _value_at(payload, parts) if parts else _MISSING
         if value is not _MISSING:
             message += f" (got {_short_repr(value)})"
     return [f"{field_path(parts, prefix) or '(request)'}: {message}"]
