@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import gc
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import boto3
+import msgspec
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Field
 
 from batchwire.chain import (
     IDEMPOTENCY_PREFIX,
@@ -25,10 +25,14 @@ from batchwire.errors import RequestError
 from batchwire.idempotency import OnceStore
 
 
-class ChainerSettings(IdempotentSettings):
-    chain_rules: str = Field(alias="CHAIN_RULES", min_length=1)
-    max_hops: int = Field(alias="CHAIN_MAX_HOPS", default=10, ge=1, le=100)
-    unrouted_action: Literal["warn", "error"] = Field(alias="UNROUTED_ACTION", default="warn")
+class ChainerSettings(IdempotentSettings, frozen=True, kw_only=True):
+    chain_rules: Annotated[str, msgspec.Meta(min_length=1)] = msgspec.field(name="CHAIN_RULES")
+    max_hops: Annotated[int, msgspec.Meta(ge=1, le=100)] = msgspec.field(
+        name="CHAIN_MAX_HOPS", default=10
+    )
+    unrouted_action: Literal["warn", "error"] = msgspec.field(
+        name="UNROUTED_ACTION", default="warn"
+    )
 
 
 # The objects of the imports above live as long as the process. Frozen, they are no longer

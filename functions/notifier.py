@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import gc
-import json
 import re
 import time
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import boto3
+import msgspec
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Field, field_validator
 
 from batchwire.config import IdempotentSettings, load_settings
 from batchwire.errors import ConfigurationError, RequestError
@@ -23,35 +22,46 @@ from batchwire.redaction import build_redactor
 from batchwire.slack import WebhookDelivery
 
 
-class NotifierSettings(IdempotentSettings):
-    region: str = Field(alias="AWS_REGION", min_length=1)
-    webhook_secret_arn: str = Field(alias="SLACK_WEBHOOK_SECRET_ARN")
-    route_secret_arns: str = Field(alias="ROUTE_WEBHOOK_SECRET_ARNS", default="")
-    routes: str = Field(alias="ROUTES", default="[]")
-    redact_patterns: list[str] = Field(alias="REDACT_PATTERNS", default_factory=list)
-    alert_state_table: str = Field(alias="ALERT_STATE_TABLE", min_length=1)
-    alert_window_seconds: int = Field(alias="ALERT_WINDOW_SECONDS", default=300, ge=1, le=86400)
-    # an alert is worth replaying for a day; a firing or a chain for two
-    idempotency_ttl_seconds: int = Field(alias="IDEMPOTENCY_TTL_SECONDS", default=86400, ge=3600)
-    slack_timeout_seconds: int = Field(alias="SLACK_TIMEOUT_SECONDS", default=5, ge=1, le=30)
-    slack_max_retries: int = Field(alias="SLACK_MAX_RETRIES", default=2, ge=0, le=5)
-    secret_cache_seconds: int = Field(alias="SECRET_CACHE_SECONDS", default=300, ge=0)
+class NotifierSettings(IdempotentSettings, frozen=True, kw_only=True):
+    # regular expressions contain commas: a JSON list
+    json_variables: ClassVar[frozenset[str]] = frozenset({"REDACT_PATTERNS"})
+    list_variables: ClassVar[frozenset[str]] = frozenset({"ROUTE_WEBHOOK_SECRET_ARNS"})
 
-    @field_validator("webhook_secret_arn")
-    @classmethod
-    def _secret_arn(cls, value: str) -> str:
-        if not re.match(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$", value):
+    region: Annotated[str, msgspec.Meta(min_length=1)] = msgspec.field(name="AWS_REGION")
+    webhook_secret_arn: str = msgspec.field(name="SLACK_WEBHOOK_SECRET_ARN")
+    route_secret_arns: list[str] = msgspec.field(
+        name="ROUTE_WEBHOOK_SECRET_ARNS", default_factory=list
+    )
+    routes: str = msgspec.field(name="ROUTES", default="[]")
+    redact_patterns: list[str] = msgspec.field(name="REDACT_PATTERNS", default_factory=list)
+    alert_state_table: Annotated[str, msgspec.Meta(min_length=1)] = msgspec.field(
+        name="ALERT_STATE_TABLE"
+    )
+    alert_window_seconds: Annotated[int, msgspec.Meta(ge=1, le=86400)] = msgspec.field(
+        name="ALERT_WINDOW_SECONDS", default=300
+    )
+    # an alert is worth replaying for a day; a firing or a chain for two
+    idempotency_ttl_seconds: Annotated[int, msgspec.Meta(ge=3600)] = msgspec.field(
+        name="IDEMPOTENCY_TTL_SECONDS", default=86400
+    )
+    slack_timeout_seconds: Annotated[int, msgspec.Meta(ge=1, le=30)] = msgspec.field(
+        name="SLACK_TIMEOUT_SECONDS", default=5
+    )
+    slack_max_retries: Annotated[int, msgspec.Meta(ge=0, le=5)] = msgspec.field(
+        name="SLACK_MAX_RETRIES", default=2
+    )
+    secret_cache_seconds: Annotated[int, msgspec.Meta(ge=0)] = msgspec.field(
+        name="SECRET_CACHE_SECONDS", default=300
+    )
+
+    def __post_init__(self) -> None:
+        arn = self.webhook_secret_arn
+        if not re.match(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$", arn):
             raise ValueError(
-                "must be the ARN of the Secrets Manager secret holding the Slack webhook URL "
+                f"environment variable SLACK_WEBHOOK_SECRET_ARN={arn!r}: must be the ARN of the "
+                "Secrets Manager secret holding the Slack webhook URL "
                 "(template parameter SlackWebhookSecretArn)"
             )
-        return value
-
-    @field_validator("redact_patterns", mode="before")
-    @classmethod
-    def _json_list(cls, value: Any) -> Any:
-        # a JSON list, because regular expressions contain commas
-        return json.loads(value or "[]") if isinstance(value, str) else value
 
 
 # The objects of the imports above live as long as the process. Frozen, they are no longer
@@ -65,14 +75,13 @@ tracer = Tracer(patch_modules=["botocore", "httplib"])
 metrics = Metrics()
 try:
     settings = load_settings(NotifierSettings)
+    routes = parse_routes(
+        settings.routes, [settings.webhook_secret_arn, *settings.route_secret_arns]
+    )
 except ConfigurationError as error:
-    # the error quotes the wrong value: a webhook URL put where its secret's ARN belongs
-    # must not reach the logs
+    # the error quotes the wrong value, or the whole routing rule: a webhook URL put where
+    # a secret's ARN belongs must not reach the logs
     raise ConfigurationError(build_redactor().redact(str(error))) from None
-allowed_secrets = [settings.webhook_secret_arn] + [
-    arn.strip() for arn in settings.route_secret_arns.split(",") if arn.strip()
-]
-routes = parse_routes(settings.routes, allowed_secrets)
 redactor = build_redactor(settings.redact_patterns)
 gate = FloodGate(
     settings.alert_state_table, settings.alert_window_seconds, boto3.client("dynamodb")

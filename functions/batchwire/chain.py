@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+import msgspec
 from aws_lambda_powertools.utilities.data_classes.sns_event import SNSEventRecord
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -25,6 +26,7 @@ from batchwire.chain_rules import (
     CHAIN_ID_VARIABLE,
     ChainRule,
     RuleMatch,
+    globs,
 )
 from batchwire.errors import RequestError
 from batchwire.idempotency import RunOnce
@@ -229,7 +231,7 @@ def _parse_time(text: str | None) -> datetime:
 def rule_matches(match: RuleMatch, record: ChainRecord) -> bool:
     """True when every condition the rule gives holds for the record (globs, case-sensitive)."""
     job = record.job or {}
-    checks: list[tuple[Sequence[str] | None, Iterable[str | None]]] = [
+    checks: list[tuple[str | Sequence[str] | None, Iterable[str | None]]] = [
         (match.topic, _name_and_arn(record.topic, ":")),
         (match.subject, [record.subject]),
         (match.jobName, [job.get("jobName")]),
@@ -247,12 +249,12 @@ def rule_matches(match: RuleMatch, record: ChainRecord) -> bool:
     )
 
 
-def _any_match(patterns: Sequence[str], candidates: Iterable[str | None]) -> bool:
+def _any_match(patterns: str | Sequence[str], candidates: Iterable[str | None]) -> bool:
     return any(
         fnmatch.fnmatchcase(value, pattern)
         for value in candidates
         if value is not None
-        for pattern in patterns
+        for pattern in globs(patterns)
     )
 
 
@@ -333,7 +335,7 @@ def chained_request(rule: ChainRule, record: ChainRecord, position: ChainPositio
     jobs: list[dict[str, Any]] = []
     problems: list[str] = []
     for index, job in enumerate(rule.request.jobs):
-        spec = job.model_dump(exclude_none=True)
+        spec: dict[str, Any] = msgspec.to_builtins(job)
         overrides = spec.setdefault("containerOverrides", {})
         overrides["environment"] = [
             *overrides.get("environment", []),

@@ -19,16 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StrictStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+import msgspec
 
 from batchwire.errors import ConfigurationError, RequestError, describe_validation_error
 from batchwire.jobs import JobRequest, parse_job_request
@@ -44,32 +35,41 @@ CHAIN_ID_TAG = "batchwire:chain-id"
 CHAIN_HOP_TAG = "batchwire:chain-hop"
 _BATCH_TAG_LIMIT = 50
 
-NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
+NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1)]
+
+#: One glob (``nightly-*``) or a list of globs, any of which may match; see :func:`globs`.
+Patterns = NonEmptyStr | Annotated[list[NonEmptyStr], msgspec.Meta(min_length=1)]
 
 
-def _as_list(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
+def globs(patterns: str | Sequence[str]) -> Sequence[str]:
+    """The globs of a condition, written as one glob or as a list."""
+    return [patterns] if isinstance(patterns, str) else patterns
 
 
-#: One glob (``nightly-*``) or a list of globs, any of which may match.
-Patterns = Annotated[list[NonEmptyStr], BeforeValidator(_as_list), Field(min_length=1)]
-
-
-def _check_variable_name(name: str) -> str:
+def _check_variable_name(field: str, name: str) -> None:
+    """Refuse ``name`` (given in ``field``) as an environment variable the chainer sets."""
     if not name.replace("_", "a").isalnum() or not name.isascii() or name[0].isdigit():
-        raise ValueError(f"{name!r} is not an environment variable name (letters, digits, _)")
+        raise ValueError(
+            f"{field} {name!r} is not an environment variable name (letters, digits, _)"
+        )
     if name.upper().startswith("AWS_BATCH"):
-        raise ValueError(f"{name!r}: names starting with AWS_BATCH are reserved by AWS Batch")
+        raise ValueError(
+            f"{field} {name!r}: names starting with AWS_BATCH are reserved by AWS Batch"
+        )
     if name in (CHAIN_ID_VARIABLE, CHAIN_HOP_VARIABLE):
-        raise ValueError(f"{name!r} is set by the chainer itself (loop guard)")
-    return name
+        raise ValueError(f"{field} {name!r} is set by the chainer itself (loop guard)")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """A part of the rules document: unknown keys are refused, so a misspelt condition is
+    an error rather than a rule that matches more than meant.
+
+    Subclasses inherit this configuration; they repeat ``frozen`` and ``kw_only`` for type
+    checkers.
+    """
 
 
-class RuleMatch(_Strict):
+class RuleMatch(_Strict, frozen=True, kw_only=True):
     """Conditions on the incoming record; all given conditions must hold."""
 
     topic: Patterns | None = None
@@ -79,51 +79,43 @@ class RuleMatch(_Strict):
     jobName: Patterns | None = None
     jobQueue: Patterns | None = None
 
-    @model_validator(mode="after")
-    def _at_least_one_condition(self) -> RuleMatch:
-        if not any(getattr(self, name) for name in type(self).model_fields):
+    def __post_init__(self) -> None:
+        if not any(getattr(self, field.name) for field in msgspec.structs.fields(self)):
             raise ValueError(
                 "give at least one condition: topic, subject, messageAttributes, "
                 "messageFields, jobName or jobQueue"
             )
-        return self
 
 
-class MessageMapping(_Strict):
+class MessageMapping(_Strict, frozen=True, kw_only=True):
     """Fields of a JSON message (dotted paths) copied into parameters or environment."""
 
     parameters: dict[NonEmptyStr, NonEmptyStr] | None = None
     environment: dict[NonEmptyStr, NonEmptyStr] | None = None
 
-    @field_validator("environment")
-    @classmethod
-    def _variable_names(cls, environment: dict[str, str] | None) -> dict[str, str] | None:
-        for name in environment or {}:
-            _check_variable_name(name)
-        return environment
+    def __post_init__(self) -> None:
+        for name in self.environment or {}:
+            _check_variable_name("environment", name)
 
 
-class _RuleModel(_Strict):
-    name: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+class _RuleModel(_Strict, frozen=True, kw_only=True):
+    name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     match: RuleMatch
     messageVariable: NonEmptyStr | None = None
     fromMessage: MessageMapping | None = None
     submit: dict[str, Any]
 
-    @field_validator("messageVariable")
-    @classmethod
-    def _message_variable(cls, name: str | None) -> str | None:
-        return None if name is None else _check_variable_name(name)
+    def __post_init__(self) -> None:
+        if self.messageVariable is not None:
+            _check_variable_name("messageVariable", self.messageVariable)
 
 
-class _DocumentModel(_Strict):
+class _DocumentModel(_Strict, frozen=True, kw_only=True):
     messageVariable: NonEmptyStr = DEFAULT_MESSAGE_VARIABLE
-    rules: Annotated[list[Any], Field(min_length=1)]
+    rules: Annotated[list[Any], msgspec.Meta(min_length=1)]
 
-    @field_validator("messageVariable")
-    @classmethod
-    def _message_variable(cls, name: str) -> str:
-        return _check_variable_name(name)
+    def __post_init__(self) -> None:
+        _check_variable_name("messageVariable", self.messageVariable)
 
 
 @dataclass(frozen=True)
@@ -144,9 +136,11 @@ def parse_chain_rules(text: str, variable: str = "CHAIN_RULES") -> tuple[ChainRu
     except json.JSONDecodeError as error:
         raise ConfigurationError(f"{variable} is not valid JSON: {error}") from None
     try:
-        model = _DocumentModel.model_validate(document)
-    except ValidationError as error:
-        raise _config_error(variable, describe_validation_error(error)) from None
+        model = msgspec.convert(document, _DocumentModel)
+    except msgspec.ValidationError as error:
+        # a problem of the whole document (its messageVariable) needs no path before it
+        (problem,) = describe_validation_error(error, document)
+        raise _config_error(variable, [problem.removeprefix("(request): ")]) from None
 
     problems: list[str] = []
     rules: list[ChainRule] = []
@@ -167,13 +161,13 @@ def parse_chain_rules(text: str, variable: str = "CHAIN_RULES") -> tuple[ChainRu
 
 def _parse_rule(raw: Any, label: str, default_variable: str) -> tuple[ChainRule | None, list[str]]:
     try:
-        model = _RuleModel.model_validate(raw)
-    except ValidationError as error:
-        return None, describe_validation_error(error, label)
+        model = msgspec.convert(raw, _RuleModel)
+    except msgspec.ValidationError as error:
+        return None, describe_validation_error(error, raw, label)
     try:
         request = parse_job_request(model.submit)
     except RequestError as error:
-        return None, [f"{label}.submit.{problem}" for problem in error.problems]
+        return None, [_under(f"{label}.submit", problem) for problem in error.problems]
     rule = ChainRule(
         name=model.name,
         match=model.match,
@@ -224,6 +218,13 @@ def _clashes(rule: ChainRule, label: str) -> list[str]:
                 f"of Batch's {_BATCH_TAG_LIMIT}"
             )
     return problems
+
+
+def _under(path: str, problem: str) -> str:
+    """A problem of the rule's job request, its field path put under ``path``."""
+    if problem.startswith("(request): "):  # a problem of the whole job, such as a reserved tag
+        return path + problem.removeprefix("(request)")
+    return f"{path}.{problem}"
 
 
 def _rule_label(index: int, raw: Any) -> str:

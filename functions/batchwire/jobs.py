@@ -15,17 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictInt,
-    StrictStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+import msgspec
 
 from batchwire.errors import RequestError, describe_validation_error
 
@@ -54,113 +44,107 @@ JOB_FIELDS = (
     "shareIdentifier",
 )
 
-NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
+NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+    """A part of a job request: unknown keys are refused, optional fields default to None.
+
+    As every default is None, ``msgspec.to_builtins`` (omit_defaults) leaves out exactly the
+    fields the request did not give. Subclasses inherit this configuration; they repeat
+    ``frozen=True`` for type checkers.
+    """
 
 
-class EnvironmentVariable(_Strict):
+class EnvironmentVariable(_Strict, frozen=True):
     name: NonEmptyStr
-    value: StrictStr
+    value: str
 
-    @field_validator("name")
-    @classmethod
-    def _not_reserved(cls, name: str) -> str:
-        if name.upper().startswith("AWS_BATCH"):
-            raise ValueError("names starting with AWS_BATCH are reserved by AWS Batch")
-        return name
+    def __post_init__(self) -> None:
+        if self.name.upper().startswith("AWS_BATCH"):
+            raise ValueError(
+                f"name {self.name!r}: names starting with AWS_BATCH are reserved by AWS Batch"
+            )
 
 
-class ResourceRequirement(_Strict):
+class ResourceRequirement(_Strict, frozen=True):
     type: Literal["GPU", "VCPU", "MEMORY"]
     value: NonEmptyStr
 
 
-class ContainerOverrides(_Strict):
-    command: list[StrictStr] | None = None
+class ContainerOverrides(_Strict, frozen=True):
+    command: list[str] | None = None
     environment: list[EnvironmentVariable] | None = None
     resourceRequirements: list[ResourceRequirement] | None = None
     instanceType: NonEmptyStr | None = None
 
+    def __post_init__(self) -> None:
+        size = len(_compact_json(msgspec.to_builtins(self)))
+        if size > MAX_CONTAINER_OVERRIDES_CHARS:
+            raise ValueError(
+                f"{size:,} characters, over Batch's limit of "
+                f"{MAX_CONTAINER_OVERRIDES_CHARS:,} (the job would fail after submission)"
+            )
 
-class JobDependency(_Strict):
+
+class JobDependency(_Strict, frozen=True):
     """A dependency on a Batch job id, or on an earlier job of the same request by name."""
 
     jobId: NonEmptyStr | None = None
     jobName: NonEmptyStr | None = None
     type: Literal["N_TO_N", "SEQUENTIAL"] | None = None
 
-    @model_validator(mode="after")
-    def _one_target(self) -> JobDependency:
+    def __post_init__(self) -> None:
         if (self.jobId is None) == (self.jobName is None):
             raise ValueError("give exactly one of jobId or jobName")
-        return self
 
 
-class ArrayProperties(_Strict):
-    size: Annotated[StrictInt, Field(ge=2, le=10_000)]
+class ArrayProperties(_Strict, frozen=True):
+    size: Annotated[int, msgspec.Meta(ge=2, le=10_000)]
 
 
-class EvaluateOnExit(_Strict):
-    action: Annotated[StrictStr, Field(pattern=r"(?i)^(RETRY|EXIT)$")]
-    onStatusReason: StrictStr | None = None
-    onReason: StrictStr | None = None
-    onExitCode: StrictStr | None = None
+class EvaluateOnExit(_Strict, frozen=True):
+    action: Annotated[str, msgspec.Meta(pattern=r"(?i)^(RETRY|EXIT)$")]
+    onStatusReason: str | None = None
+    onReason: str | None = None
+    onExitCode: str | None = None
 
 
-class RetryStrategy(_Strict):
-    attempts: Annotated[StrictInt, Field(ge=1, le=10)] | None = None
-    evaluateOnExit: Annotated[list[EvaluateOnExit], Field(max_length=5)] | None = None
+class RetryStrategy(_Strict, frozen=True):
+    attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] | None = None
+    evaluateOnExit: Annotated[list[EvaluateOnExit], msgspec.Meta(max_length=5)] | None = None
 
 
-class JobTimeout(_Strict):
-    attemptDurationSeconds: Annotated[StrictInt, Field(ge=60)]
+class JobTimeout(_Strict, frozen=True):
+    attemptDurationSeconds: Annotated[int, msgspec.Meta(ge=60)]
 
 
-class JobSpec(_Strict):
+class JobSpec(_Strict, frozen=True):
     """One SubmitJob call, as written in a schedule or chain rule."""
 
     jobName: NonEmptyStr
     jobQueue: NonEmptyStr
     jobDefinition: NonEmptyStr
     containerOverrides: ContainerOverrides | None = None
-    parameters: dict[str, StrictStr] | None = None
-    dependsOn: Annotated[list[JobDependency], Field(max_length=20)] | None = None
+    parameters: dict[str, str] | None = None
+    dependsOn: Annotated[list[JobDependency], msgspec.Meta(max_length=20)] | None = None
     arrayProperties: ArrayProperties | None = None
     retryStrategy: RetryStrategy | None = None
     timeout: JobTimeout | None = None
-    tags: Annotated[dict[str, StrictStr], Field(max_length=50)] | None = None
-    propagateTags: StrictBool | None = None
-    schedulingPriorityOverride: Annotated[StrictInt, Field(ge=0, le=9999)] | None = None
+    tags: Annotated[dict[str, str], msgspec.Meta(max_length=50)] | None = None
+    propagateTags: bool | None = None
+    schedulingPriorityOverride: Annotated[int, msgspec.Meta(ge=0, le=9999)] | None = None
     shareIdentifier: NonEmptyStr | None = None
 
-    @field_validator("tags")
-    @classmethod
-    def _no_aws_tags(cls, tags: dict[str, str] | None) -> dict[str, str] | None:
-        for key in tags or {}:
+    def __post_init__(self) -> None:
+        for key in self.tags or {}:
             if key.lower().startswith("aws:"):
                 raise ValueError(f"tag key {key!r}: the aws: prefix is reserved")
-        return tags
-
-    @field_validator("containerOverrides")
-    @classmethod
-    def _overrides_fit(cls, overrides: ContainerOverrides | None) -> ContainerOverrides | None:
-        if overrides is not None:
-            size = len(_compact_json(overrides.model_dump(exclude_none=True)))
-            if size > MAX_CONTAINER_OVERRIDES_CHARS:
-                raise ValueError(
-                    f"{size:,} characters, over Batch's limit of "
-                    f"{MAX_CONTAINER_OVERRIDES_CHARS:,} (the job would fail after submission)"
-                )
-        return overrides
 
 
-class JobRequest(BaseModel):
+@dataclass(frozen=True)
+class JobRequest:
     """What one firing asks for: jobs to submit, and the firing's identity when known."""
-
-    model_config = ConfigDict(frozen=True)
 
     jobs: list[JobSpec]
     schedule: str | None = None
@@ -170,8 +154,10 @@ class JobRequest(BaseModel):
     single: bool = False
 
 
-class _RequestEnvelope(_Strict):
-    jobs: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=MAX_JOBS_PER_REQUEST)]
+class _RequestEnvelope(_Strict, frozen=True):
+    jobs: Annotated[
+        list[dict[str, Any]], msgspec.Meta(min_length=1, max_length=MAX_JOBS_PER_REQUEST)
+    ]
     schedule: NonEmptyStr | None = None
     scheduledTime: datetime | None = None
 
@@ -197,7 +183,8 @@ class SubmittedJob:
 def parse_job_request(payload: Any) -> JobRequest:
     """Validate a request written either as one job at the top level or as ``{"jobs": [...]}``.
 
-    Raises RequestError listing every problem with its field path.
+    Raises RequestError listing the problems, each with its field path: the first problem
+    of each job (every job is checked) and those of the request as a whole.
     """
     if not isinstance(payload, Mapping):
         raise RequestError(
@@ -213,18 +200,20 @@ def parse_job_request(payload: Any) -> JobRequest:
     else:
         envelope_input = dict(payload)
     try:
-        envelope = _RequestEnvelope.model_validate(envelope_input)
-    except ValidationError as error:
-        raise RequestError("invalid job request", describe_validation_error(error)) from None
+        envelope = msgspec.convert(envelope_input, _RequestEnvelope)
+    except msgspec.ValidationError as error:
+        raise RequestError(
+            "invalid job request", describe_validation_error(error, envelope_input)
+        ) from None
 
     problems: list[str] = []
     jobs: list[JobSpec] = []
     for index, raw in enumerate(envelope.jobs):
         prefix = "" if single else f"jobs[{index}]"
         try:
-            jobs.append(JobSpec.model_validate(raw))
-        except ValidationError as error:
-            problems.extend(describe_validation_error(error, prefix))
+            jobs.append(msgspec.convert(raw, JobSpec))
+        except msgspec.ValidationError as error:
+            problems.extend(describe_validation_error(error, raw, prefix))
     if envelope.schedule and envelope.scheduledTime is None:
         problems.append("scheduledTime: required with schedule (the firing's identity)")
     if envelope.scheduledTime is not None and not envelope.schedule:
@@ -280,7 +269,7 @@ def build_submit_requests(request: JobRequest, scheduled_time: datetime) -> list
     submissions: list[dict[str, Any]] = []
     for index, job in enumerate(request.jobs):
         prefix = "" if request.single else f"jobs[{index}]."
-        kwargs = job.model_dump(exclude_none=True)
+        kwargs = msgspec.to_builtins(job)
         try:
             name = render_job_name(job.jobName, scheduled_time)
         except ValueError as error:

@@ -15,9 +15,9 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import msgspec
 
 from batchwire.alerts import (
     SEVERITIES,
@@ -45,33 +45,24 @@ _MENTION = re.compile(r"^(<!here>|<!channel>|<!subteam\^[A-Z0-9]+(\|[^<>]+)?>|<@
 # --------------------------------------------------------------------- routing
 
 
-class Route(BaseModel):
+class Route(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """One routing rule: alerts from ``source`` at ``minSeverity`` or above go to its webhook.
 
     ``source`` is a glob over the log group (``/aws/batch/job*``) or ``ecs:<cluster>``,
     ``batch:<queue>``, ``sns:<topic>``. The first matching rule decides.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    source: str = Field(default="*", min_length=1)
-    min_severity: str = Field(default="info", alias="minSeverity")
-    webhook_secret_arn: str | None = Field(default=None, alias="webhookSecretArn")
+    source: Annotated[str, msgspec.Meta(min_length=1)] = "*"
+    min_severity: str = msgspec.field(name="minSeverity", default="info")
+    webhook_secret_arn: str | None = msgspec.field(name="webhookSecretArn", default=None)
     mention: str = ""
 
-    @field_validator("min_severity")
-    @classmethod
-    def _known_severity(cls, value: str) -> str:
-        if value not in SEVERITIES:
-            raise ValueError(f"must be one of {', '.join(SEVERITIES)}")
-        return value
-
-    @field_validator("mention")
-    @classmethod
-    def _slack_mention(cls, value: str) -> str:
-        if value and not _MENTION.match(value):
-            raise ValueError("must be <!here>, <!channel>, <!subteam^ID> or <@USERID>")
-        return value
+    def __post_init__(self) -> None:
+        # raised here, the problem is reported at the rule: the message names the field
+        if self.min_severity not in SEVERITIES:
+            raise ValueError(f"minSeverity must be one of {', '.join(SEVERITIES)}")
+        if self.mention and not _MENTION.match(self.mention):
+            raise ValueError("mention must be <!here>, <!channel>, <!subteam^ID> or <@USERID>")
 
     def matches(self, alert: Alert) -> bool:
         return fnmatch.fnmatchcase(alert.source, self.source) and SEVERITIES.index(
@@ -94,10 +85,11 @@ def parse_routes(text: str, allowed_secret_arns: Sequence[str]) -> tuple[Route, 
     routes = []
     problems: list[str] = []
     for index, item in enumerate(raw):
+        # one rule at a time, so that each wrong rule is named, not only the first
         try:
-            route = Route.model_validate(item)
-        except ValidationError as error:
-            problems.extend(describe_validation_error(error, f"ROUTES[{index}]"))
+            route = msgspec.convert(item, Route)
+        except msgspec.ValidationError as error:
+            problems.extend(describe_validation_error(error, item, f"ROUTES[{index}]"))
             continue
         if route.webhook_secret_arn and route.webhook_secret_arn not in allowed_secret_arns:
             problems.append(

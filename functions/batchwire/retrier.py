@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
+import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BeforeValidator, Field, field_validator
 
 from batchwire.config import IdempotentSettings
 from batchwire.errors import RequestError
@@ -31,8 +31,7 @@ from batchwire.retry_policy import (
     Backoff,
     RetryDecision,
     RetryPolicy,
-    RetryRule,
-    parse_rules,
+    RetryRules,
     retry_decision,
 )
 from batchwire.task_events import (
@@ -76,55 +75,64 @@ DeadLetterKind = Literal["task-retries-exhausted", "task-not-processed"]
 log = logging.getLogger(__name__)
 
 
-def _comma_list(value: Any) -> Any:
-    if isinstance(value, str):
-        return tuple(item.strip() for item in value.split(",") if item.strip())
-    return value
-
-
-CommaList = Annotated[tuple[str, ...], BeforeValidator(_comma_list)]
-
-
-class RetrierSettings(IdempotentSettings):
+class RetrierSettings(IdempotentSettings, frozen=True, kw_only=True):
     """The retrier's configuration, one environment variable each (docs/retrier.md)."""
 
-    cluster_arns: Annotated[CommaList, Field(min_length=1)] = Field(alias="RETRIER_CLUSTER_ARNS")
-    task_families: CommaList = Field(alias="RETRIER_TASK_FAMILIES", default=("*",))
-    security_groups: CommaList = Field(alias="RETRIER_SECURITY_GROUPS", default=())
-    assign_public_ip: Literal["ENABLED", "DISABLED"] = Field(
-        alias="RETRIER_ASSIGN_PUBLIC_IP", default="DISABLED"
+    json_variables: ClassVar[frozenset[str]] = frozenset({"RETRIER_RULES"})
+    list_variables: ClassVar[frozenset[str]] = frozenset(
+        {"RETRIER_CLUSTER_ARNS", "RETRIER_TASK_FAMILIES", "RETRIER_SECURITY_GROUPS"}
     )
-    max_attempts: int = Field(alias="RETRIER_MAX_ATTEMPTS", default=3, ge=1, le=20)
-    containers: str = Field(alias="RETRIER_CONTAINERS", default="essential", min_length=1)
-    rules: tuple[RetryRule, ...] = Field(alias="RETRIER_RULES", default=())
-    unknown_stop_code: Literal["RETRY", "EXIT"] = Field(
-        alias="RETRIER_UNKNOWN_STOP_CODE", default="EXIT"
-    )
-    backoff_interval_seconds: float = Field(
-        alias="RETRIER_BACKOFF_INTERVAL_SECONDS", default=60, ge=0
-    )
-    backoff_rate: float = Field(alias="RETRIER_BACKOFF_RATE", default=2.0, ge=1)
-    backoff_max_delay_seconds: float = Field(
-        alias="RETRIER_BACKOFF_MAX_DELAY_SECONDS", default=3600, ge=0
-    )
-    backoff_jitter: Literal["FULL", "NONE"] = Field(alias="RETRIER_BACKOFF_JITTER", default="FULL")
-    placement_max_tries: int = Field(alias="RETRIER_PLACEMENT_MAX_TRIES", default=5, ge=1, le=20)
-    delay_queue_url: str = Field(alias="RETRIER_DELAY_QUEUE_URL", min_length=1)
-    dead_letter_queue_url: str = Field(alias="RETRIER_DEAD_LETTER_QUEUE_URL", min_length=1)
-    notification_topic_arn: str = Field(alias="NOTIFICATION_TOPIC_ARN", pattern=r"^arn:aws")
 
-    @field_validator("rules", mode="before")
-    @classmethod
-    def _rules_from_json(cls, value: Any) -> Any:
-        return parse_rules(value) if isinstance(value, str) else value
+    cluster_arns: Annotated[tuple[str, ...], msgspec.Meta(min_length=1)] = msgspec.field(
+        name="RETRIER_CLUSTER_ARNS"
+    )
+    task_families: tuple[str, ...] = msgspec.field(name="RETRIER_TASK_FAMILIES", default=("*",))
+    security_groups: tuple[str, ...] = msgspec.field(name="RETRIER_SECURITY_GROUPS", default=())
+    assign_public_ip: Literal["ENABLED", "DISABLED"] = msgspec.field(
+        name="RETRIER_ASSIGN_PUBLIC_IP", default="DISABLED"
+    )
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = msgspec.field(
+        name="RETRIER_MAX_ATTEMPTS", default=3
+    )
+    containers: Annotated[str, msgspec.Meta(min_length=1)] = msgspec.field(
+        name="RETRIER_CONTAINERS", default="essential"
+    )
+    rules: RetryRules = msgspec.field(name="RETRIER_RULES", default=())
+    unknown_stop_code: Literal["RETRY", "EXIT"] = msgspec.field(
+        name="RETRIER_UNKNOWN_STOP_CODE", default="EXIT"
+    )
+    backoff_interval_seconds: Annotated[float, msgspec.Meta(ge=0)] = msgspec.field(
+        name="RETRIER_BACKOFF_INTERVAL_SECONDS", default=60.0
+    )
+    backoff_rate: Annotated[float, msgspec.Meta(ge=1)] = msgspec.field(
+        name="RETRIER_BACKOFF_RATE", default=2.0
+    )
+    backoff_max_delay_seconds: Annotated[float, msgspec.Meta(ge=0)] = msgspec.field(
+        name="RETRIER_BACKOFF_MAX_DELAY_SECONDS", default=3600.0
+    )
+    backoff_jitter: Literal["FULL", "NONE"] = msgspec.field(
+        name="RETRIER_BACKOFF_JITTER", default="FULL"
+    )
+    placement_max_tries: Annotated[int, msgspec.Meta(ge=1, le=20)] = msgspec.field(
+        name="RETRIER_PLACEMENT_MAX_TRIES", default=5
+    )
+    delay_queue_url: Annotated[str, msgspec.Meta(min_length=1)] = msgspec.field(
+        name="RETRIER_DELAY_QUEUE_URL"
+    )
+    dead_letter_queue_url: Annotated[str, msgspec.Meta(min_length=1)] = msgspec.field(
+        name="RETRIER_DEAD_LETTER_QUEUE_URL"
+    )
+    notification_topic_arn: Annotated[str, msgspec.Meta(pattern="^arn:aws")] = msgspec.field(
+        name="NOTIFICATION_TOPIC_ARN"
+    )
 
-    @field_validator("cluster_arns")
-    @classmethod
-    def _cluster_arns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for arn in value:
+    def __post_init__(self) -> None:
+        for arn in self.cluster_arns:
             if not arn.startswith("arn:") or ":cluster/" not in arn:
-                raise ValueError(f"{arn!r} is not a cluster ARN (arn:aws:ecs:...:cluster/NAME)")
-        return value
+                raise ValueError(
+                    f"environment variable RETRIER_CLUSTER_ARNS: {arn!r} is not a cluster ARN "
+                    "(arn:aws:ecs:...:cluster/NAME)"
+                )
 
     @property
     def policy(self) -> RetryPolicy:
@@ -165,7 +173,7 @@ class CountedContainers:
         if self.mode == "all":
             return None
         if self.mode != "essential":
-            return frozenset(_comma_list(self.mode))
+            return frozenset(name.strip() for name in self.mode.split(",") if name.strip())
         if task_definition_arn not in self._essential:
             try:
                 described = self.ecs.describe_task_definition(taskDefinition=task_definition_arn)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import msgspec
 
 from batchwire.errors import describe_validation_error
 from batchwire.task_events import ContainerState, TaskDetail
@@ -42,31 +42,29 @@ RETRIED_REASONS = ("CannotPullContainerError*", "ResourceInitializationError*")
 MAX_RULES = 10
 
 
-class RetryRule(BaseModel):
+class RetryRule(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """One rule in the spirit of Batch ``evaluateOnExit``: every condition given must match.
 
     Conditions are case-sensitive globs (``*``, ``?``, ``[...]``): ``onExitCode`` on the
     deciding container's exit code, ``onReason`` on its reason, ``onStatusReason`` on
-    the task's stoppedReason, ``onStopCode`` on the task's stopCode.
+    the task's stoppedReason, ``onStopCode`` on the task's stopCode. A rule needs at least
+    one condition, and ``onExitCode`` cannot name a code the exit-code contract fixes.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    action: Annotated[str, Field(pattern=r"(?i)^(RETRY|EXIT)$")]
+    action: Annotated[str, msgspec.Meta(pattern="(?i)^(RETRY|EXIT)$")]
     onExitCode: str | None = None
     onReason: str | None = None
     onStatusReason: str | None = None
     onStopCode: str | None = None
 
-    @field_validator("onExitCode")
-    @classmethod
-    def _not_a_contract_code(cls, value: str | None) -> str | None:
-        if value in CONTRACT_EXIT_CODES:
+    def __post_init__(self) -> None:
+        if self.onExitCode in CONTRACT_EXIT_CODES:
             raise ValueError(
-                f"exit code {value} is fixed by the exit-code contract (0 done, 3 rejected, "
-                "4 not processed); rules apply to the other outcomes"
+                f"onExitCode {self.onExitCode} is fixed by the exit-code contract (0 done, "
+                "3 rejected, 4 not processed); rules apply to the other outcomes"
             )
-        return value
+        if not self.describe():
+            raise ValueError("give at least one on... condition")
 
     @property
     def retries(self) -> bool:
@@ -87,8 +85,16 @@ class RetryRule(BaseModel):
         )
 
     def describe(self) -> str:
-        fields = self.model_dump(exclude_none=True, exclude={"action"})
-        return ", ".join(f"{key}={value!r}" for key, value in fields.items())
+        fields = msgspec.structs.asdict(self)
+        return ", ".join(
+            f"{key}={value!r}"
+            for key, value in fields.items()
+            if key != "action" and value is not None
+        )
+
+
+#: The configured rules (RETRIER_RULES), first match wins; each rule checks itself as it is read.
+RetryRules = Annotated[tuple[RetryRule, ...], msgspec.Meta(max_length=MAX_RULES)]
 
 
 def parse_rules(text: str) -> tuple[RetryRule, ...]:
@@ -104,12 +110,10 @@ def parse_rules(text: str) -> tuple[RetryRule, ...]:
     rules = []
     for index, item in enumerate(raw):
         try:
-            rule = RetryRule.model_validate(item)
-        except ValidationError as error:
-            raise ValueError("; ".join(describe_validation_error(error, f"[{index}]"))) from None
-        if not rule.describe():
-            raise ValueError(f"[{index}]: give at least one on... condition")
-        rules.append(rule)
+            rules.append(msgspec.convert(item, RetryRule))
+        except msgspec.ValidationError as error:
+            (problem,) = describe_validation_error(error, item, f"[{index}]")
+            raise ValueError(problem) from None
     return tuple(rules)
 
 

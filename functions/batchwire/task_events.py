@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import msgspec
 
 from batchwire.errors import RequestError, describe_validation_error
 
@@ -21,38 +21,43 @@ MARKER_PREFIX = "batchwire-retry"
 _MARKER = re.compile(rf"^{MARKER_PREFIX}/(?P<attempt>[1-9][0-9]{{0,2}})/(?P<origin>[A-Za-z0-9-]+)$")
 MAX_CLIENT_TOKEN = 64
 
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 
-class _Lenient(BaseModel):
-    # AWS adds fields to its events over time: keep what we do not model, refuse nothing.
-    model_config = ConfigDict(extra="allow", frozen=True)
+# AWS adds fields to its events over time: the models below ignore the keys they do not
+# name and refuse nothing for them (no forbid_unknown_fields).
 
 
-class ContainerState(_Lenient):
-    name: str = Field(min_length=1)
+class ContainerState(msgspec.Struct, frozen=True):
+    name: NonEmpty
     exitCode: int | None = None
     reason: str | None = None
     lastStatus: str | None = None
 
 
-class AttachmentDetail(_Lenient):
+class AttachmentDetail(msgspec.Struct, frozen=True):
     name: str
     value: str | None = None
 
 
-class Attachment(_Lenient):
+class Attachment(msgspec.Struct, frozen=True):
     type: str | None = None
     details: list[AttachmentDetail] = []
 
 
-class TaskDetail(_Lenient):
+class TaskDetail(msgspec.Struct, frozen=True):
     """``detail`` of an ECS Task State Change, the fields the retrier reads."""
 
-    taskArn: str = Field(pattern=r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task/.+")
-    clusterArn: str = Field(pattern=r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:cluster/.+")
-    taskDefinitionArn: str = Field(
-        pattern=r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task-definition/[A-Za-z0-9_-]+:\d+$"
-    )
-    lastStatus: str = Field(min_length=1)
+    taskArn: Annotated[str, msgspec.Meta(pattern=r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task/.+")]
+    clusterArn: Annotated[
+        str, msgspec.Meta(pattern=r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:cluster/.+")
+    ]
+    taskDefinitionArn: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task-definition/[A-Za-z0-9_-]+:\d+$"
+        ),
+    ]
+    lastStatus: NonEmpty
     containers: list[ContainerState] = []
     stopCode: str | None = None
     stoppedReason: str | None = None
@@ -65,10 +70,10 @@ class TaskDetail(_Lenient):
     attachments: list[Attachment] = []
 
 
-class TaskStateChange(_Lenient):
-    id: str = Field(min_length=1)
+class TaskStateChange(msgspec.Struct, frozen=True, kw_only=True):
+    id: NonEmpty
     source: str
-    detail_type: str = Field(alias="detail-type")
+    detail_type: str = msgspec.field(name="detail-type")
     account: str = ""
     region: str = ""
     time: str = ""
@@ -106,10 +111,10 @@ def parse_task_state_change(event: Any) -> TaskStateChange:
     if not isinstance(event, dict):
         raise RequestError("ECS event must be a JSON object", [f"(event): got {type(event)}"])
     try:
-        parsed = TaskStateChange.model_validate(event)
-    except ValidationError as error:
+        parsed = msgspec.convert(event, TaskStateChange)
+    except msgspec.ValidationError as error:
         raise RequestError(
-            "not a usable ECS Task State Change event", describe_validation_error(error)
+            "not a usable ECS Task State Change event", describe_validation_error(error, event)
         ) from None
     problems = []
     if parsed.source != "aws.ecs":

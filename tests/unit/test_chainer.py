@@ -373,7 +373,7 @@ def test_invalid_rules_stop_the_cold_start(load_chainer: Loader) -> None:
         load_chainer(broken)
 
     # Then the error names the rule and the missing field
-    assert "rules[0] ('feed-updated-download').submit.jobDefinition: Field required" in str(
+    assert "rules[0] ('feed-updated-download').submit.jobDefinition: required, not given" in str(
         raised.value
     )
 

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import pytest
 
 from batchwire.chain import (
@@ -38,7 +39,7 @@ def one_rule(**fields: Any) -> ChainRule:
 
 def conditions(**given: Any) -> RuleMatch:
     """A rule's match as written in the document (a glob or a list of globs)."""
-    return RuleMatch.model_validate(given)
+    return msgspec.convert(given, RuleMatch)
 
 
 def record(message: str = "{}", **fields: Any) -> ChainRecord:

@@ -60,7 +60,7 @@ def test_job_request_error_names_rule_and_field() -> None:
 
     # Then the error names the variable, the rule and the field path
     assert "CHAIN_RULES" in str(raised.value)
-    assert "rules[1] ('reports').submit.jobQueue: Field required" in str(raised.value)
+    assert "rules[1] ('reports').submit.jobQueue: required, not given" in str(raised.value)
 
 
 def test_job_request_in_jobs_form_names_job_index() -> None:
@@ -132,8 +132,60 @@ def test_reserved_message_variable_is_refused() -> None:
         parse_chain_rules(text)
 
     # Then the rule and the field are named
-    assert "rules[0] ('reserved').messageVariable" in str(raised.value)
-    assert "reserved by AWS Batch" in str(raised.value)
+    assert (
+        "rules[0] ('reserved'): messageVariable 'AWS_BATCH_MESSAGE': names starting with "
+        "AWS_BATCH are reserved by AWS Batch"
+    ) in str(raised.value)
+
+
+def test_document_message_variable_set_by_the_chainer_is_refused() -> None:
+    # Given a document-wide message variable that is the chainer's own hop count
+    text = document(rule(), messageVariable="BATCHWIRE_CHAIN_HOP")
+
+    # When the document is read
+    with pytest.raises(ConfigurationError) as raised:
+        parse_chain_rules(text)
+
+    # Then the field is named, without a path before it
+    assert (
+        "CHAIN_RULES is not a valid chain rules document: messageVariable "
+        "'BATCHWIRE_CHAIN_HOP' is set by the chainer itself (loop guard)"
+    ) in str(raised.value)
+
+
+def test_mapped_environment_name_that_is_not_a_variable_name_is_refused() -> None:
+    # Given a rule mapping a field into an environment variable name that starts with a digit
+    text = document(rule("digits", fromMessage={"environment": {"1FEED": "feed"}}))
+
+    # When the document is read
+    with pytest.raises(ConfigurationError) as raised:
+        parse_chain_rules(text)
+
+    # Then the rule, the mapping and the name are named
+    assert (
+        "rules[0] ('digits').fromMessage: environment '1FEED' is not an environment variable "
+        "name (letters, digits, _)"
+    ) in str(raised.value)
+
+
+def test_problem_of_a_whole_job_is_named_under_submit() -> None:
+    # Given a rule whose single job carries a tag in AWS's reserved namespace
+    job = {
+        "jobName": "download",
+        "jobQueue": "feeds",
+        "jobDefinition": "dl",
+        "tags": {"aws:x": "1"},
+    }
+    text = document(rule("aws-tag", submit=job))
+
+    # When the document is read
+    with pytest.raises(ConfigurationError) as raised:
+        parse_chain_rules(text)
+
+    # Then the problem is placed under the rule's submit
+    assert "rules[0] ('aws-tag').submit: tag key 'aws:x': the aws: prefix is reserved" in str(
+        raised.value
+    )
 
 
 def test_field_mapped_onto_the_message_variable_is_refused() -> None:

@@ -60,7 +60,7 @@ def test_blueprint_integer_environment_value_is_refused_naming_the_field() -> No
     # When it fires, Then it is refused naming the field, with no AWS call
     error = refuse(event)
     assert error.problems == [
-        "containerOverrides.environment[0].value: Input should be a valid string (got 15 (int))"
+        "containerOverrides.environment[0].value: Expected str, got int (got 15 (int))"
     ]
     assert "containerOverrides.environment[0].value" in str(error)
 
@@ -68,56 +68,60 @@ def test_blueprint_integer_environment_value_is_refused_naming_the_field() -> No
 @pytest.mark.parametrize(
     ("changes", "field", "words"),
     [
-        ({"parameters": {"feed": 7}}, "parameters.feed", "valid string"),
+        ({"parameters": {"feed": 7}}, "parameters[...]", "Expected str, got int"),
         (
             {"containerOverrides": {"environment": [{"name": "AWS_BATCH_X", "value": "1"}]}},
-            "containerOverrides.environment[0].name",
-            "reserved by AWS Batch",
+            "containerOverrides.environment[0]",
+            "name 'AWS_BATCH_X': names starting with AWS_BATCH are reserved by AWS Batch",
         ),
         (
             {"containerOverrides": {"command": ["echo", "x" * 9000]}},
             "containerOverrides",
             "over Batch's limit of 8,192",
         ),
-        ({"retryStrategy": {"attempts": 11}}, "retryStrategy.attempts", "less than or equal to 10"),
-        (
-            {"retryStrategy": {"attempts": 0}},
-            "retryStrategy.attempts",
-            "greater than or equal to 1",
-        ),
+        ({"retryStrategy": {"attempts": 11}}, "retryStrategy.attempts", "Expected int <= 10"),
+        ({"retryStrategy": {"attempts": 0}}, "retryStrategy.attempts", "Expected int >= 1"),
         (
             {"retryStrategy": {"evaluateOnExit": [{"onExitCode": "1", "action": "EXIT"}] * 6}},
             "retryStrategy.evaluateOnExit",
-            "at most 5",
+            "Expected array of length <= 5",
         ),
         (
             {"retryStrategy": {"evaluateOnExit": [{"onExitCode": "1", "action": "STOP"}]}},
             "retryStrategy.evaluateOnExit[0].action",
-            "match pattern",
+            "Expected str matching regex '(?i)^(RETRY|EXIT)$' (got 'STOP')",
         ),
-        ({"dependsOn": [{"jobId": "j"}] * 21}, "dependsOn", "at most 20"),
+        ({"dependsOn": [{"jobId": "j"}] * 21}, "dependsOn", "Expected array of length <= 20"),
         (
             {"dependsOn": [{"type": "SEQUENTIAL"}]},
             "dependsOn[0]",
             "exactly one of jobId or jobName",
         ),
-        ({"arrayProperties": {"size": 1}}, "arrayProperties.size", "greater than or equal to 2"),
+        ({"arrayProperties": {"size": 1}}, "arrayProperties.size", "Expected int >= 2"),
+        ({"arrayProperties": {"size": 10001}}, "arrayProperties.size", "Expected int <= 10000"),
         (
-            {"arrayProperties": {"size": 10001}},
-            "arrayProperties.size",
-            "less than or equal to 10000",
+            {"timeout": {"attemptDurationSeconds": 59}},
+            "timeout.attemptDurationSeconds",
+            "Expected int >= 60",
         ),
-        ({"timeout": {"attemptDurationSeconds": 59}}, "timeout.attemptDurationSeconds", "60"),
-        ({"tags": {f"k{n}": "v" for n in range(51)}}, "tags", "at most 50"),
-        ({"tags": {"aws:owner": "me"}}, "tags", "aws: prefix is reserved"),
-        ({"propagateTags": "yes"}, "propagateTags", "valid boolean"),
-        ({"schedulingPriorityOverride": 10000}, "schedulingPriorityOverride", "9999"),
+        ({"tags": {f"k{n}": "v" for n in range(51)}}, "tags", "Expected object of length <= 50"),
+        (
+            {"tags": {"aws:owner": "me"}},
+            "(request)",
+            "tag key 'aws:owner': the aws: prefix is reserved",
+        ),
+        ({"propagateTags": "yes"}, "propagateTags", "Expected bool | null, got str (got 'yes')"),
+        (
+            {"schedulingPriorityOverride": 10000},
+            "schedulingPriorityOverride",
+            "Expected int <= 9999",
+        ),
         ({"jobQueu": "feeds"}, "jobQueu", "unknown key"),
         ({"containerOverrides": {"memory": 512}}, "containerOverrides.memory", "unknown key"),
         ({"jobName": "nightly {scheduled_time:%Y%m%d}"}, "jobName", "does not match"),
         ({"jobName": "n-{when}"}, "jobName", "unknown template field"),
         ({"jobName": "a" * 129}, "jobName", "does not match"),
-        ({"jobDefinition": ""}, "jobDefinition", "at least 1 character"),
+        ({"jobDefinition": ""}, "jobDefinition", "Expected str of length >= 1 (got '')"),
         ({"dependsOn": [{"jobName": "later"}]}, "dependsOn[0].jobName", "not an earlier job"),
         ({"schedule": "arn:aws:scheduler:x"}, "scheduledTime", "required with schedule"),
     ],
@@ -135,15 +139,20 @@ def test_invalid_field_is_refused_before_any_aws_call(
     ), error.problems
 
 
-def test_missing_required_fields_are_all_named() -> None:
+def test_missing_required_field_is_named() -> None:
     # Given a request with neither queue nor definition
     error = refuse({"jobName": "x"})
 
-    # Then both are named at once
-    assert error.problems == [
-        "jobQueue: Field required",
-        "jobDefinition: Field required",
-    ]
+    # Then the first missing field is named (a job's first problem is reported)
+    assert error.problems == ["jobQueue: required, not given"]
+
+
+def test_missing_job_definition_is_named() -> None:
+    # Given a request with a queue but no definition
+    error = refuse({"jobName": "x", "jobQueue": "feeds"})
+
+    # Then the definition is named
+    assert error.problems == ["jobDefinition: required, not given"]
 
 
 def test_request_over_30_kib_is_refused() -> None:
@@ -162,7 +171,20 @@ def test_errors_in_a_list_of_jobs_are_prefixed_with_the_job_index() -> None:
     error = refuse({"jobs": [good, bad]})
 
     # Then the path names the second job
-    assert error.problems == ["jobs[1].parameters.n: Input should be a valid string (got 1 (int))"]
+    assert error.problems == ["jobs[1].parameters[...]: Expected str, got int"]
+
+
+def test_every_job_of_a_list_is_checked() -> None:
+    # Given a list whose first and third jobs each have a problem
+    first = blueprint(jobQueue="")
+    third = blueprint(jobName="third", retryStrategy={"attempts": 0})
+    error = refuse({"jobs": [first, blueprint(jobName="second"), third]})
+
+    # Then the problem of each is named, with its job index
+    assert error.problems == [
+        "jobs[0].jobQueue: Expected str of length >= 1 (got '')",
+        "jobs[2].retryStrategy.attempts: Expected int >= 1 (got 0 (int))",
+    ]
 
 
 def test_event_that_is_not_an_object_is_refused() -> None:

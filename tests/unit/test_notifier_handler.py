@@ -385,3 +385,17 @@ def test_webhook_setting_that_is_no_secret_arn_says_which_parameter_to_set(
     assert "SLACK_WEBHOOK_SECRET_ARN" in str(raised.value)
     assert "template parameter SlackWebhookSecretArn" in str(raised.value)
     assert "hooks.slack.com" not in str(raised.value)
+
+
+def test_invalid_routing_rule_holding_a_webhook_url_fails_without_showing_it(
+    aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a rule with the webhook URL itself where its secret's ARN belongs, and a wrong mention
+    rule = {"webhookSecretArn": "https://hooks.slack.com/services/T0/B0/abc", "mention": "@here"}
+    monkeypatch.setenv("ROUTES", json.dumps([rule]))
+    # When the function starts
+    with pytest.raises(ConfigurationError) as raised:
+        load_notifier(monkeypatch)
+    # Then the error names the rule and the field, but not the URL
+    assert "ROUTES[0]: mention must be" in str(raised.value)
+    assert "hooks.slack.com" not in str(raised.value)

@@ -381,8 +381,17 @@ def test_without_rules_everything_goes_to_the_default_webhook_without_mention() 
 @pytest.mark.parametrize(
     ("rules", "message"),
     [
-        ('[{"minSeverity": "loud"}]', r"ROUTES\[0\]\.minSeverity: Value error, must be one of"),
-        ('[{"mention": "@here"}]', r"ROUTES\[0\]\.mention: Value error, must be <!here>"),
+        (
+            '[{"minSeverity": "loud"}]',
+            r"ROUTES\[0\]: minSeverity must be one of info, warning, error, critical "
+            r"\(got \{'minSeverity': 'loud'\}\)",
+        ),
+        (
+            '[{"mention": "@here"}]',
+            r"ROUTES\[0\]: mention must be <!here>, <!channel>, <!subteam\^ID> or <@USERID> "
+            r"\(got \{'mention': '@here'\}\)",
+        ),
+        ('[{"source": ""}]', r"ROUTES\[0\]\.source: Expected str of length >= 1 \(got ''\)"),
         (f'[{{"webhookSecretArn": "{ROUTE_SECRET}x"}}]', r"ROUTES\[0\]\.webhookSecretArn: not"),
         ('[{"sauce": "*"}]', r"ROUTES\[0\]\.sauce: unknown key"),
         ('{"source": "*"}', r"ROUTES: must be a JSON list"),
@@ -391,6 +400,18 @@ def test_without_rules_everything_goes_to_the_default_webhook_without_mention() 
 def test_invalid_routing_rules_name_the_rule_and_field(rules: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         parse_routes(rules, [DEFAULT_SECRET, ROUTE_SECRET])
+
+
+def test_each_invalid_routing_rule_is_named() -> None:
+    # Given two wrong rules around a valid one
+    rules = [{"minSeverity": "loud"}, {"source": "ecs:*"}, {"source": "ecs:*", "mention": "@here"}]
+    # When they are parsed
+    with pytest.raises(ConfigurationError) as raised:
+        parse_routes(json.dumps(rules), [DEFAULT_SECRET])
+    # Then the error names both wrong rules, each with its field
+    assert "ROUTES[0]: minSeverity must be one of" in str(raised.value)
+    assert "ROUTES[2]: mention must be <!here>" in str(raised.value)
+    assert "ROUTES[1]" not in str(raised.value)
 
 
 # --------------------------------------------------------------------- the subscription filter

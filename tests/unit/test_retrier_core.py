@@ -512,7 +512,7 @@ def test_a_malformed_event_is_refused_naming_the_field_before_any_aws_call(retri
     del event["detail"]["taskDefinitionArn"]
 
     # When / Then
-    with pytest.raises(RequestError, match=r"detail\.taskDefinitionArn: Field required"):
+    with pytest.raises(RequestError, match=r"detail\.taskDefinitionArn: required, not given"):
         retrier.stopped(event)
 
 
@@ -522,6 +522,42 @@ def test_settings_errors_name_the_variable(aws: dict[str, Any]):
     # Then the error names the variable, the rule and the field
     with pytest.raises(ConfigurationError, match=r"RETRIER_RULES=.*\[0\]\.action"):
         make_retrier(aws, RETRIER_RULES='[{"onExitCode": "1", "action": "RETRI"}]')
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"RETRIER_RULES": '[{"onExitCode": "1", "action": "EXIT"}, {"action": "RETRY"}]'},
+            r"RETRIER_RULES=.*: \[1\]: give at least one on\.\.\. condition$",
+        ),
+        (
+            {"RETRIER_RULES": '[{"onExitCode": "4", "action": "RETRY"}]'},
+            r"RETRIER_RULES=.*: \[0\]: onExitCode 4 is fixed by the exit-code contract",
+        ),
+        (
+            {"RETRIER_RULES": '[{"onExitcode": "1", "action": "RETRY"}]'},
+            r"RETRIER_RULES=.*: \[0\]\.onExitcode: unknown key",
+        ),
+        (
+            {"RETRIER_RULES": json.dumps([{"onExitCode": "1", "action": "EXIT"}] * 11)},
+            r"RETRIER_RULES=.*: Expected array of length <= 10$",
+        ),
+        (
+            {"RETRIER_CLUSTER_ARNS": "batch-jobs"},
+            r"RETRIER_CLUSTER_ARNS: 'batch-jobs' is not a cluster ARN",
+        ),
+    ],
+)
+def test_settings_refuse_rules_and_clusters_the_retrier_cannot_use(
+    aws: dict[str, Any], overrides: dict[str, str], message: str
+):
+    # Given a rule without a condition, one on a contract exit code, a misspelt condition,
+    # too many rules, or a cluster name where an ARN belongs
+    # When the settings are read
+    # Then the function does not start, and the error names the variable and what is wrong
+    with pytest.raises(ConfigurationError, match=message):
+        make_retrier(aws, **overrides)
 
 
 def test_the_relaunch_copies_the_stopped_tasks_tags(retrier: Retrier):

@@ -157,7 +157,7 @@ def test_rules_cannot_override_the_exit_code_contract():
     # Given a rule that tries to retry exit 3
     # When the rules are read
     # Then they are refused with the rule and field named
-    with pytest.raises(ValueError, match=r"\[0\]\.onExitCode: .*fixed by the exit-code contract"):
+    with pytest.raises(ValueError, match=r"\[0\]: onExitCode 3 is fixed by the exit-code contract"):
         parse_rules('[{"onExitCode": "3", "action": "RETRY"}]')
 
 
