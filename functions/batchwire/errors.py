@@ -50,6 +50,8 @@ def describe_validation_error(
     parsed = _MESSAGE.match(str(error))
     message, path = (parsed["message"], parsed["path"] or "") if parsed else (str(error), "")
     parts = [m["key"] if m["key"] is not None else m["index"] for m in _PATH_PART.finditer(path)]
+    if "..." in parts:
+        parts = _name_map_key(payload, parts, message)
     named = _NAMED_FIELD.match(message)
     if named:
         parts.append(named["name"])
@@ -75,6 +77,33 @@ def field_path(parts: Iterable[str], prefix: str = "") -> str:
         else:
             path = f"{path}.{part}" if path else part
     return path
+
+
+_GOT = re.compile(r", got `(?P<kind>[a-z]+)`$")
+_JSON_KINDS: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (float,),
+    "bool": (bool,),
+    "null": (type(None),),
+    "object": (Mapping,),
+    "array": (list, tuple),
+}
+
+
+def _name_map_key(payload: Any, parts: list[str], message: str) -> list[str]:
+    # msgspec writes a key-to-value map's entry as [...]; a wrong type is enough to find it
+    at = parts.index("...")
+    mapping = _value_at(payload, parts[:at])
+    got = _GOT.search(message)
+    if not isinstance(mapping, Mapping) or got is None or got["kind"] not in _JSON_KINDS:
+        return parts
+    kinds = _JSON_KINDS[got["kind"]]
+    for key, value in mapping.items():
+        # bool is an int in Python, not in JSON
+        if isinstance(value, kinds) and not (got["kind"] == "int" and isinstance(value, bool)):
+            return [*parts[:at], str(key), *parts[at + 1 :]]
+    return parts
 
 
 def _value_at(payload: Any, parts: Sequence[str]) -> Any:

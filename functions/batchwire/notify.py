@@ -60,9 +60,13 @@ class Route(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     def __post_init__(self) -> None:
         # raised here, the problem is reported at the rule: the message names the field
         if self.min_severity not in SEVERITIES:
-            raise ValueError(f"minSeverity must be one of {', '.join(SEVERITIES)}")
+            raise ValueError(
+                f"minSeverity {self.min_severity!r} is not one of {', '.join(SEVERITIES)}"
+            )
         if self.mention and not _MENTION.match(self.mention):
-            raise ValueError("mention must be <!here>, <!channel>, <!subteam^ID> or <@USERID>")
+            raise ValueError(
+                f"mention {self.mention!r} is not <!here>, <!channel>, <!subteam^ID> or <@USERID>"
+            )
 
     def matches(self, alert: Alert) -> bool:
         return fnmatch.fnmatchcase(alert.source, self.source) and SEVERITIES.index(

@@ -116,3 +116,21 @@ def test_missing_and_unknown_keys_are_named() -> None:
     assert _problem({"environment": [], "enviroment": []}) == (
         "enviroment: unknown key; check the spelling against the documented fields"
     )
+
+
+class _Job(msgspec.Struct, forbid_unknown_fields=True):
+    parameters: dict[str, str] = {}
+
+
+def test_a_wrong_value_in_a_map_names_its_key() -> None:
+    # Given a parameters map with one number among strings
+    payload = {"parameters": {"feed": "daily", "limit": 7}}
+
+    # When it is validated
+    with pytest.raises(msgspec.ValidationError) as raised:
+        msgspec.convert(payload, _Job)
+
+    # Then the problem names the key and quotes its value
+    assert describe_validation_error(raised.value, payload) == [
+        "parameters.limit: Expected str, got int (got 7 (int))"
+    ]

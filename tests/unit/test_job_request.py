@@ -68,7 +68,7 @@ def test_blueprint_integer_environment_value_is_refused_naming_the_field() -> No
 @pytest.mark.parametrize(
     ("changes", "field", "words"),
     [
-        ({"parameters": {"feed": 7}}, "parameters[...]", "Expected str, got int"),
+        ({"parameters": {"feed": 7}}, "parameters.feed", "Expected str, got int (got 7 (int))"),
         (
             {"containerOverrides": {"environment": [{"name": "AWS_BATCH_X", "value": "1"}]}},
             "containerOverrides.environment[0]",
@@ -171,7 +171,7 @@ def test_errors_in_a_list_of_jobs_are_prefixed_with_the_job_index() -> None:
     error = refuse({"jobs": [good, bad]})
 
     # Then the path names the second job
-    assert error.problems == ["jobs[1].parameters[...]: Expected str, got int"]
+    assert error.problems == ["jobs[1].parameters.n: Expected str, got int (got 1 (int))"]
 
 
 def test_every_job_of_a_list_is_checked() -> None:

@@ -397,5 +397,5 @@ def test_invalid_routing_rule_holding_a_webhook_url_fails_without_showing_it(
     with pytest.raises(ConfigurationError) as raised:
         load_notifier(monkeypatch)
     # Then the error names the rule and the field, but not the URL
-    assert "ROUTES[0]: mention must be" in str(raised.value)
+    assert "ROUTES[0]: mention '@here' is not" in str(raised.value)
     assert "hooks.slack.com" not in str(raised.value)
