@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Iterator
 
@@ -15,6 +16,14 @@ from devtools.local_aws import (
     provision_template_resources,
 )
 from devtools.template import TEMPLATE
+
+
+@pytest.fixture(autouse=True)
+def _collector_on() -> Iterator[None]:
+    """A handler whose init fails leaves the collector paused (Lambda discards that process);
+    the tests after it run on in this one, with the collector on."""
+    yield
+    gc.enable()
 
 
 @pytest.fixture(autouse=True)

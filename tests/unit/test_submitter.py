@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import importlib
 import json
 import sys
@@ -88,6 +89,19 @@ def load_submitter() -> Submitter:
 def submitter(aws: None) -> Submitter:
     create_batch_workload(regional_client)
     return load_submitter()
+
+
+def test_init_leaves_garbage_collection_on_with_its_objects_frozen(aws: None) -> None:
+    # Given a collector that runs, as in a fresh Lambda process
+    gc.enable()
+    gc.unfreeze()
+
+    # When the handler module initialises (it pauses the collector while it does)
+    load_submitter()
+
+    # Then collection runs again, and what init made is frozen out of later collections
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > 0
 
 
 def test_blueprint_constant_input_submits_lambda_broadbean_to_feeds(submitter: Submitter) -> None:
