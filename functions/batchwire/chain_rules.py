@@ -21,7 +21,13 @@ from typing import Annotated, Any
 
 import msgspec
 
-from batchwire.errors import ConfigurationError, RequestError, describe_validation_error
+from batchwire.errors import (
+    ConfigurationError,
+    RequestError,
+    describe_validation_error,
+    field_path,
+    validation_problem,
+)
 from batchwire.jobs import JobRequest, parse_job_request
 
 DEFAULT_MESSAGE_VARIABLE = "DOWNLOAD_MESSAGE"
@@ -138,9 +144,10 @@ def parse_chain_rules(text: str, variable: str = "CHAIN_RULES") -> tuple[ChainRu
     try:
         model = msgspec.convert(document, _DocumentModel)
     except msgspec.ValidationError as error:
+        parts, message = validation_problem(error, document)
         # a problem of the whole document (its messageVariable) needs no path before it
-        (problem,) = describe_validation_error(error, document)
-        raise _config_error(variable, [problem.removeprefix("(request): ")]) from None
+        problem = f"{field_path(parts)}: {message}" if parts else message
+        raise _config_error(variable, [problem]) from None
 
     problems: list[str] = []
     rules: list[ChainRule] = []

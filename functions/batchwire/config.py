@@ -9,7 +9,7 @@ from typing import Annotated, Any, ClassVar, TypeVar
 
 import msgspec
 
-from batchwire.errors import ConfigurationError, describe_validation_error
+from batchwire.errors import REQUIRED, ConfigurationError, field_path, validation_problem
 
 SettingsT = TypeVar("SettingsT", bound="EnvSettings")
 
@@ -52,23 +52,26 @@ def load_settings(model: type[SettingsT], environ: Mapping[str, str] | None = No
     try:
         return msgspec.convert(values, model, strict=False)
     except msgspec.ValidationError as error:
-        (problem,) = describe_validation_error(error)
-        path, _, detail = problem.partition(": ")
-        variable = path.split(".")[0].split("[")[0]
-        if path == "(request)":
+        parts, detail = validation_problem(error)
+        if not parts:  # a check of the settings as a whole names its variables itself
             problem = detail
-        elif detail == "required, not given":
-            problem = f"environment variable {variable} is not set"
-        elif variable in values:
-            inner = path[len(variable) :].lstrip(".")
+        elif detail == REQUIRED:
+            problem = f"environment variable {parts[0]} is not set"
+        else:
+            inner = field_path(parts[1:])
             detail = f"{inner}: {detail}" if inner else detail
-            problem = f"environment variable {variable}={source[variable]!r}: {detail}"
+            problem = f"environment variable {parts[0]}={source[parts[0]]!r}: {detail}"
         raise ConfigurationError(f"{model.__name__} cannot start: {problem}") from None
+
+
+def comma_list(text: str) -> list[str]:
+    """The items of a comma-separated list, blanks around them and empty items dropped."""
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 def _decode(model: type[EnvSettings], variable: str, text: str) -> Any:
     if variable in model.list_variables:
-        return [item.strip() for item in text.split(",") if item.strip()]
+        return comma_list(text)
     if variable in model.json_variables:
         try:
             return json.loads(text)

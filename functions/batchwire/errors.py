@@ -38,13 +38,26 @@ _PATH_PART = re.compile(r"\.(?P<key>[^.\[]+)|\[(?P<index>\d+|\.\.\.)\]")
 _MISSING = object()
 
 
+#: What a missing required field is reported as.
+REQUIRED = "required, not given"
+
+
 def describe_validation_error(
     error: msgspec.ValidationError, payload: Any = _MISSING, prefix: str = ""
 ) -> list[str]:
-    """Render msgspec's error as ``["<field path>: <what is wrong>"]``.
+    """Render msgspec's error as ``["<field path>: <what is wrong>"]``, the path after
+    ``prefix`` (``(request)`` for a problem of the whole document); see validation_problem."""
+    parts, message = validation_problem(error, payload)
+    return [f"{field_path(parts, prefix) or '(request)'}: {message}"]
 
-    msgspec names the first problem it meets and where (`` - at `$.jobs[0].jobName` ``); the
-    path is rewritten as ``jobs[0].jobName`` after ``prefix``, and when ``payload`` is the
+
+def validation_problem(
+    error: msgspec.ValidationError, payload: Any = _MISSING
+) -> tuple[list[str], str]:
+    """msgspec's error as (path parts to the wrong field, what is wrong).
+
+    msgspec names the first problem it meets and where (`` - at `$.jobs[0].jobName` ``, parts
+    ``["jobs", "0", "jobName"]``; none for the document as a whole). When ``payload`` is the
     validated input the wrong value is quoted from it.
     """
     parsed = _MESSAGE.match(str(error))
@@ -56,7 +69,7 @@ def describe_validation_error(
     if named:
         parts.append(named["name"])
         message = (
-            "required, not given"
+            REQUIRED
             if named["kind"] == "missing required"
             else "unknown key; check the spelling against the documented fields"
         )
@@ -65,7 +78,7 @@ def describe_validation_error(
         value = _value_at(payload, parts) if parts else _MISSING
         if value is not _MISSING:
             message += f" (got {_short_repr(value)})"
-    return [f"{field_path(parts, prefix) or '(request)'}: {message}"]
+    return parts, message
 
 
 def field_path(parts: Iterable[str], prefix: str = "") -> str:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
-from batchwire.config import IdempotentSettings
+from batchwire.config import IdempotentSettings, comma_list
 from batchwire.errors import RequestError
 from batchwire.idempotency import RunOnce
 from batchwire.retry_policy import (
@@ -173,7 +173,7 @@ class CountedContainers:
         if self.mode == "all":
             return None
         if self.mode != "essential":
-            return frozenset(name.strip() for name in self.mode.split(",") if name.strip())
+            return frozenset(comma_list(self.mode))
         if task_definition_arn not in self._essential:
             try:
                 described = self.ecs.describe_task_definition(taskDefinition=task_definition_arn)

@@ -98,23 +98,19 @@ RetryRules = Annotated[tuple[RetryRule, ...], msgspec.Meta(max_length=MAX_RULES)
 
 
 def parse_rules(text: str) -> tuple[RetryRule, ...]:
-    """Rules from their JSON text; ValueError names the rule and field that is wrong."""
+    """Rules from their JSON text, checked as RETRIER_RULES is; ValueError names the rule and
+    field that is wrong."""
     try:
         raw = json.loads(text or "[]")
     except json.JSONDecodeError as error:
         raise ValueError(f"not JSON: {error}") from None
     if not isinstance(raw, list):
         raise ValueError("must be a JSON list of rules")
-    if len(raw) > MAX_RULES:
-        raise ValueError(f"{len(raw)} rules, at most {MAX_RULES}")
-    rules = []
-    for index, item in enumerate(raw):
-        try:
-            rules.append(msgspec.convert(item, RetryRule))
-        except msgspec.ValidationError as error:
-            (problem,) = describe_validation_error(error, item, f"[{index}]")
-            raise ValueError(problem) from None
-    return tuple(rules)
+    try:
+        return msgspec.convert(raw, RetryRules)
+    except msgspec.ValidationError as error:
+        (problem,) = describe_validation_error(error, raw)
+        raise ValueError(problem) from None
 
 
 @dataclass(frozen=True)

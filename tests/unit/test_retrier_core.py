@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from batchwire.config import load_settings
@@ -593,3 +594,22 @@ def test_without_the_task_definition_every_container_counts(retrier: Retrier):
     # Then it errs on the side of retrying rather than calling the run a success
     assert result["action"] == "retry"
     assert "log-router exited 1" in result["reason"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "names"),
+    [("app, sidecar,", frozenset({"app", "sidecar"})), ("all", None)],
+)
+def test_named_or_all_containers_are_counted_without_asking_ecs(
+    mode: str, names: frozenset[str] | None
+):
+    # Given RETRIER_CONTAINERS naming the containers, or all of them, and an ECS client
+    # stubbed with no answer (any call would raise)
+    ecs = boto3.client("ecs", region_name="us-east-1")
+    revision = "arn:aws:ecs:us-east-1:123456789012:task-definition/nightly-report:1"
+    with Stubber(ecs):
+        # When the counted containers of a revision are asked for
+        counted = CountedContainers(ecs, mode).names(revision)
+
+    # Then they are the configured ones, learnt without calling ECS
+    assert counted == names
