@@ -80,11 +80,12 @@ class RetrierSettings(IdempotentSettings, frozen=True, kw_only=True):
 
     json_variables: ClassVar[frozenset[str]] = frozenset({"RETRIER_RULES"})
     list_variables: ClassVar[frozenset[str]] = frozenset(
-        {"RETRIER_CLUSTER_ARNS", "RETRIER_TASK_FAMILIES", "RETRIER_SECURITY_GROUPS"}
+        {"RETRIER_CLUSTERS", "RETRIER_TASK_FAMILIES", "RETRIER_SECURITY_GROUPS"}
     )
 
-    cluster_arns: Annotated[tuple[str, ...], msgspec.Meta(min_length=1)] = msgspec.field(
-        name="RETRIER_CLUSTER_ARNS"
+    #: Cluster names (this account and region) or full cluster ARNs.
+    clusters: Annotated[tuple[str, ...], msgspec.Meta(min_length=1)] = msgspec.field(
+        name="RETRIER_CLUSTERS"
     )
     task_families: tuple[str, ...] = msgspec.field(name="RETRIER_TASK_FAMILIES", default=("*",))
     security_groups: tuple[str, ...] = msgspec.field(name="RETRIER_SECURITY_GROUPS", default=())
@@ -127,12 +128,25 @@ class RetrierSettings(IdempotentSettings, frozen=True, kw_only=True):
     )
 
     def __post_init__(self) -> None:
-        for arn in self.cluster_arns:
-            if not arn.startswith("arn:") or ":cluster/" not in arn:
+        for cluster in self.clusters:
+            if cluster.startswith("arn:") and ":cluster/" not in cluster:
                 raise ValueError(
-                    f"environment variable RETRIER_CLUSTER_ARNS: {arn!r} is not a cluster ARN "
-                    "(arn:aws:ecs:...:cluster/NAME)"
+                    f"environment variable RETRIER_CLUSTERS: {cluster!r} is not a cluster ARN "
+                    "(arn:aws:ecs:REGION:ACCOUNT:cluster/NAME) nor a cluster name"
                 )
+            if not cluster.startswith("arn:") and ("/" in cluster or ":" in cluster):
+                raise ValueError(
+                    f"environment variable RETRIER_CLUSTERS: {cluster!r} is not a cluster name "
+                    "(letters, digits, - and _) nor a cluster ARN"
+                )
+
+    def covers_cluster(self, cluster_arn: str) -> bool:
+        """Whether ``cluster_arn`` is one of the configured clusters (by ARN or by name)."""
+        name = cluster_arn.rpartition(":cluster/")[2]
+        return any(
+            cluster == cluster_arn if cluster.startswith("arn:") else cluster == name
+            for cluster in self.clusters
+        )
 
     @property
     def policy(self) -> RetryPolicy:
@@ -193,8 +207,8 @@ def out_of_scope(
     cluster_arn: str, task_definition_arn: str, settings: RetrierSettings
 ) -> str | None:
     """Why a task is none of the retrier's business, or None when it is in scope."""
-    if cluster_arn not in settings.cluster_arns:
-        return f"cluster {cluster_arn} is not in RETRIER_CLUSTER_ARNS"
+    if not settings.covers_cluster(cluster_arn):
+        return f"cluster {cluster_arn} is not in RETRIER_CLUSTERS"
     family = task_family(task_definition_arn)
     if not any(fnmatchcase(family, glob) for glob in settings.task_families):
         return f"task definition family {family!r} is not in RETRIER_TASK_FAMILIES"

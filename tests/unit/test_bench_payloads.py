@@ -98,7 +98,7 @@ def _retrier_settings() -> RetrierSettings:
     return load_settings(
         RetrierSettings,
         {
-            "RETRIER_CLUSTER_ARNS": "arn:aws:ecs:us-east-1:123456789012:cluster/batch-jobs",
+            "RETRIER_CLUSTERS": "arn:aws:ecs:us-east-1:123456789012:cluster/batch-jobs",
             "RETRIER_DELAY_QUEUE_URL": "delay",
             "RETRIER_DEAD_LETTER_QUEUE_URL": "dead",
             "NOTIFICATION_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:n",

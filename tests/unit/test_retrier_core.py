@@ -113,7 +113,7 @@ class Retrier:
 
 def environ_for(workload: EcsWorkload, queues: dict[str, str], **overrides: str) -> dict[str, str]:
     return {
-        "RETRIER_CLUSTER_ARNS": workload.cluster_arn,
+        "RETRIER_CLUSTERS": workload.cluster_arn,
         "RETRIER_TASK_FAMILIES": "nightly-*",
         "RETRIER_SECURITY_GROUPS": workload.security_group,
         "RETRIER_ASSIGN_PUBLIC_IP": "DISABLED",
@@ -344,10 +344,25 @@ def test_a_task_that_never_started_or_left_no_exit_code_runs_again(retrier: Retr
     assert task["startedBy"].startswith("batchwire-retry/2/")
 
 
+def test_a_cluster_named_as_the_template_names_it_is_in_scope(aws: dict[str, Any]):
+    # Given a retrier configured with the cluster's name, as the template passes it
+    name = aws["workload"].cluster_arn.rpartition("/")[2]
+    retrier = make_retrier(aws, RETRIER_CLUSTERS=f"other, {name}")
+
+    # When a failed task of that cluster stops and the relaunch comes due
+    retrier.stopped(exit1_event(retrier))
+    [result] = retrier.deliver_relaunches()
+
+    # Then it runs again
+    assert result["action"] == "relaunched"
+    assert len(retrier.tasks()) == 1
+
+
 @pytest.mark.parametrize(
     ("overrides", "why"),
     [
-        ({"RETRIER_CLUSTER_ARNS": "arn:aws:ecs:us-east-1:123456789012:cluster/other"}, "cluster"),
+        ({"RETRIER_CLUSTERS": "arn:aws:ecs:us-east-1:123456789012:cluster/other"}, "cluster"),
+        ({"RETRIER_CLUSTERS": "other"}, "cluster"),
         ({"RETRIER_TASK_FAMILIES": "feedstream-*"}, "family"),
     ],
 )
@@ -545,8 +560,12 @@ def test_settings_errors_name_the_variable(aws: dict[str, Any]):
             r"RETRIER_RULES=.*: Expected array of length <= 10$",
         ),
         (
-            {"RETRIER_CLUSTER_ARNS": "batch-jobs"},
-            r"RETRIER_CLUSTER_ARNS: 'batch-jobs' is not a cluster ARN",
+            {"RETRIER_CLUSTERS": "arn:aws:ecs:us-east-1:123456789012:service/batch-jobs/web"},
+            r"RETRIER_CLUSTERS: 'arn:aws:ecs:.*:service/batch-jobs/web' is not a cluster ARN",
+        ),
+        (
+            {"RETRIER_CLUSTERS": "batch-jobs/web"},
+            r"RETRIER_CLUSTERS: 'batch-jobs/web' is not a cluster name",
         ),
     ],
 )
@@ -554,7 +573,7 @@ def test_settings_refuse_rules_and_clusters_the_retrier_cannot_use(
     aws: dict[str, Any], overrides: dict[str, str], message: str
 ):
     # Given a rule without a condition, one on a contract exit code, a misspelt condition,
-    # too many rules, or a cluster name where an ARN belongs
+    # too many rules, or a service ARN or path where a cluster belongs
     # When the settings are read
     # Then the function does not start, and the error names the variable and what is wrong
     with pytest.raises(ConfigurationError, match=message):

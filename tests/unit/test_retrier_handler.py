@@ -35,7 +35,7 @@ def handler_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType
         workload = create_ecs_workload(ec2, ecs)
         environ = {
             "POWERTOOLS_SERVICE_NAME": "retrier",
-            "RETRIER_CLUSTER_ARNS": workload.cluster_arn,
+            "RETRIER_CLUSTERS": workload.cluster_arn,
             "RETRIER_SECURITY_GROUPS": workload.security_group,
             "RETRIER_BACKOFF_INTERVAL_SECONDS": "0",
             "RETRIER_DELAY_QUEUE_URL": sqs.create_queue(QueueName="delay")["QueueUrl"],

@@ -83,17 +83,17 @@ def test_run_task_is_allowed_on_the_configured_families_in_the_configured_cluste
     # When the RunTask statement is resolved
     [run] = [s for s in statements if s["Action"] == "ecs:RunTask"]
 
-    # Then it names each family's revisions, on condition of the cluster
-    prefix = "arn:aws:ecs:us-east-1:123456789012"
+    # Then it names each family's revisions, on condition of the cluster and this region
     assert run["Resource"] == [
-        f"{prefix}:task-definition/nightly-*:*",
-        f"{prefix}:task-definition/feeds:*",
+        "arn:*:ecs:*:*:task-definition/nightly-*:*",
+        "arn:*:ecs:*:*:task-definition/feeds:*",
     ]
     assert run["Condition"] == {
-        "ArnEquals": {"ecs:cluster": [f"{prefix}:cluster/a", f"{prefix}:cluster/b"]}
+        "ArnLike": {"ecs:cluster": ["arn:*:ecs:*:*:cluster/a", "arn:*:ecs:*:*:cluster/b"]},
+        "StringEquals": {"aws:RequestedRegion": "us-east-1"},
     }
     [pass_role] = [s for s in statements if s["Action"] == "iam:PassRole"]
     assert pass_role["Condition"] == {
         "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
     }
-    assert pass_role["Resource"] == ["arn:aws:iam::123456789012:role/ecsTaskExecutionRole"]
+    assert pass_role["Resource"] == ["arn:*:iam::*:role/ecsTaskExecutionRole"]
