@@ -15,11 +15,12 @@ FN ?= SubmitterFunction
 EVENT ?= events/schedule.json
 PARAMS ?=
 
-.PHONY: help demo test lint format typecheck validate pytest invoke build build-check bench clean
+.PHONY: help demo test lint format typecheck validate rehearse pytest invoke build build-check bench clean
 
 help:
 	@echo "make demo       run the whole flow locally (moto server + local Slack stand-in)"
-	@echo "make test       lint, type-check, validate the template and run every test"
+	@echo "make test       lint, type-check, validate and rehearse the template, run every test"
+	@echo "make rehearse   deploy the template as CloudFormation receives it into a local engine"
 	@echo "make invoke FN=<LogicalId> EVENT=<file> [PARAMS=\"Name=Value ...\"]"
 	@echo "                run one function in-process against AWS_ENDPOINT_URL (no Docker)"
 	@echo "make build      sam build (needs python3.13 on PATH)"
@@ -37,7 +38,7 @@ $(STAMP): requirements-dev.txt functions/requirements.txt
 demo: $(STAMP)
 	$(BIN)/python -m devtools.demo
 
-test: lint typecheck validate pytest build-check
+test: lint typecheck validate rehearse pytest build-check
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -54,6 +55,13 @@ validate: $(STAMP)
 	$(BIN)/sam validate --lint --template template.yaml
 	$(BIN)/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml
 	$(BIN)/checkov --file template.yaml --framework cloudformation --quiet --compact --skip-download
+
+# The template after the SAM transform, linted, scanned and created as a stack in moto's
+# CloudFormation, both variants, its deployed wiring checked (devtools/rehearse.py); then
+# each function run with only its deployed role's actions (devtools/permissions.py).
+rehearse: $(STAMP)
+	$(BIN)/python -m devtools.rehearse
+	$(BIN)/python -m devtools.permissions
 
 pytest: $(STAMP)
 	$(BIN)/pytest -n 2

@@ -141,7 +141,8 @@ def create_batch_workload(
     """A Batch Fargate compute environment, a job queue and job definitions, as in the README.
 
     ``client`` makes a boto3 client for a service name (``LocalAws.client`` for a moto
-    server, ``boto3.client`` inside ``mock_aws``).
+    server, ``boto3.client`` inside ``mock_aws``). moto keeps one state per process, so
+    what another caller in this process already made is reused.
     """
     ec2, iam, batch = client("ec2"), client("iam"), client("batch")
     vpc_id = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
@@ -149,8 +150,23 @@ def create_batch_workload(
     group_id = ec2.create_security_group(
         GroupName=f"batchwire-{queue}", Description="batchwire jobs", VpcId=vpc_id
     )["GroupId"]
+    role_name = f"batchwire-{queue}-batch-service"
+    existing = batch.describe_job_queues(jobQueues=[queue])["jobQueues"]
+    if existing:
+        role_arn = iam.get_role(RoleName=role_name)["Role"]["Arn"]
+        environment = batch.describe_compute_environments(
+            computeEnvironments=[existing[0]["computeEnvironmentOrder"][0]["computeEnvironment"]]
+        )["computeEnvironments"][0]
+        created = {
+            "jobQueue": existing[0]["jobQueueArn"],
+            "subnet": environment["computeResources"]["subnets"][0],
+            "securityGroup": environment["computeResources"]["securityGroupIds"][0],
+        }
+        for name in definitions:
+            created[name] = _register_definition(batch, name, role_arn)
+        return created
     role_arn = iam.create_role(
-        RoleName=f"batchwire-{queue}-batch-service",
+        RoleName=role_name,
         AssumeRolePolicyDocument=json.dumps(
             {
                 "Version": "2012-10-17",
@@ -184,19 +200,24 @@ def create_batch_workload(
     )["jobQueueArn"]
     created = {"jobQueue": queue_arn, "subnet": subnet_id, "securityGroup": group_id}
     for name in definitions:
-        created[name] = batch.register_job_definition(
-            jobDefinitionName=name,
-            type="container",
-            platformCapabilities=["FARGATE"],
-            containerProperties={
-                "image": "public.ecr.aws/docker/library/python:3.13-slim",
-                "command": ["python", "-c", "print('hello from batchwire')"],
-                "resourceRequirements": [
-                    {"type": "VCPU", "value": "0.25"},
-                    {"type": "MEMORY", "value": "512"},
-                ],
-                "executionRoleArn": role_arn,
-                "logConfiguration": {"logDriver": "awslogs"},
-            },
-        )["jobDefinitionArn"]
+        created[name] = _register_definition(batch, name, role_arn)
     return created
+
+
+def _register_definition(batch: Any, name: str, role_arn: str) -> str:
+    arn: str = batch.register_job_definition(
+        jobDefinitionName=name,
+        type="container",
+        platformCapabilities=["FARGATE"],
+        containerProperties={
+            "image": "public.ecr.aws/docker/library/python:3.13-slim",
+            "command": ["python", "-c", "print('hello from batchwire')"],
+            "resourceRequirements": [
+                {"type": "VCPU", "value": "0.25"},
+                {"type": "MEMORY", "value": "512"},
+            ],
+            "executionRoleArn": role_arn,
+            "logConfiguration": {"logDriver": "awslogs"},
+        },
+    )["jobDefinitionArn"]
+    return arn

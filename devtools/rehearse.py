@@ -1,0 +1,779 @@
+"""`make rehearse`: deploy template.yaml as CloudFormation receives it, without AWS or Docker.
+
+For each variant (defaults, and ``ExampleWorkload=on``) the rehearsal
+
+1. transforms the template offline with the SAM translator, as ``sam validate`` does;
+2. lints the transformed template with cfn-lint and the serverless rules, and scans it with
+   checkov (every checkov skip must give its reason);
+3. uploads the function package to a local S3 bucket, as ``sam package`` does, and creates
+   the stack in moto's CloudFormation (a moto server on 127.0.0.1);
+4. checks the wiring of what was deployed: every rule, schedule, subscription and event
+   source mapping targets the function the template means, every environment value that
+   names a resource of the stack names one that exists, and every handler imports from the
+   uploaded package with its deployed environment.
+
+It prints a short report and exits non-zero on any failure. Where moto's CloudFormation
+lacks a resource type or gets one wrong, the workaround lives here and the report says
+so; the template is never bent for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devtools.local_aws import ACCOUNT_ID, REGION, LocalAws, moto_server
+from devtools.template import ROOT, TEMPLATE, load_template
+
+VARIANTS: dict[str, dict[str, str]] = {"default": {}, "example": {"ExampleWorkload": "on"}}
+ARTIFACT_BUCKET = "batchwire-rehearsal-artifacts"
+WORK_DIR = ROOT / ".aws-sam" / "rehearsal"
+#: The only parameter without a default: a secret made in the local Secrets Manager.
+SLACK_SECRET_NAME = "batchwire/slack-webhook"
+#: Where SAM puts a function's events: the resource types they become.
+TRIGGER_TYPES = (
+    "AWS::Events::Rule",
+    "AWS::Scheduler::Schedule",
+    "AWS::SNS::Subscription",
+    "AWS::Lambda::EventSourceMapping",
+    "AWS::Logs::SubscriptionFilter",
+)
+
+
+class RehearsalError(Exception):
+    """A check of the rehearsal failed; the message names the resource and the problem."""
+
+
+# ---------------------------------------------------------------- transform
+
+
+def transform(template: dict[str, Any], parameters: Mapping[str, str]) -> dict[str, Any]:
+    """``template`` after the SAM transform, offline, as CloudFormation will receive it.
+
+    A local CodeUri stands for the S3 object that ``sam package`` uploads, as in
+    ``sam validate``; managed policy names resolve to their ARNs without asking IAM.
+    """
+    import copy
+
+    import boto3
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
+    source = copy.deepcopy(template)
+    for part in [source.get("Globals", {}).get("Function", {})] + [
+        resource.get("Properties", {})
+        for resource in source.get("Resources", {}).values()
+        if resource.get("Type") == "AWS::Serverless::Function"
+    ]:
+        if isinstance(part.get("CodeUri"), str):
+            part["CodeUri"] = f"s3://{ARTIFACT_BUCKET}/code.zip"
+    session = boto3.Session(
+        region_name=REGION, aws_access_key_id="offline", aws_secret_access_key="offline"
+    )
+    translator = Translator(
+        managed_policy_map=None, sam_parser=Parser(), plugins=[], boto_session=session
+    )
+    result: dict[str, Any] = translator.translate(
+        sam_template=source,
+        parameter_values=dict(parameters),
+        get_managed_policy_map=_ManagedPolicies,
+    )
+    return result
+
+
+class _ManagedPolicies(dict[str, str]):
+    """Every AWS managed policy name, resolved to its ARN without asking IAM."""
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and not name.startswith("arn:")
+
+    def __missing__(self, name: str) -> str:
+        return f"arn:aws:iam::aws:policy/service-role/{name}"
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in self else default  # noqa: SIM401 (__missing__ answers)
+
+
+# ---------------------------------------------------------------- lint and scan
+
+
+def _tool(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def lint(transformed: dict[str, Any]) -> list[str]:
+    """cfn-lint with the serverless rules on a transformed template: every finding, each
+    naming the resource and the path inside it."""
+    from cfnlint.api import ManualArgs
+    from cfnlint.api import lint as cfn_lint
+
+    matches = cfn_lint(
+        json.dumps(transformed),
+        config=ManualArgs(append_rules=["cfn_lint_serverless.rules"], regions=[REGION]),
+    )
+    findings = []
+    for match in matches:
+        path = [str(part) for part in match.path]
+        where = path[1] if len(path) > 1 and path[0] == "Resources" else "template"
+        findings.append(f"{where}: {match.rule.id} {match.message} (at {'/'.join(path)})")
+    return findings
+
+
+def scan(path: Path, template: dict[str, Any]) -> tuple[dict[str, int], list[str]]:
+    """checkov on a transformed template: its counts, and the failed checks or bare skips."""
+    completed = subprocess.run(
+        [_tool("checkov"), "--file", str(path), "--framework", "cloudformation",
+         "--output", "json", "--quiet", "--skip-download"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    try:
+        report = json.loads(completed.stdout)
+    except json.JSONDecodeError:
+        return {}, [f"checkov gave no report: {completed.stderr.strip()[-500:]}"]
+    summary = report.get("summary", {})
+    counts = {key: summary.get(key, 0) for key in ("passed", "failed", "skipped")}
+    problems = [
+        f"{check['resource']}: {check['check_id']} {check['check_name']}"
+        for check in report.get("results", {}).get("failed_checks", [])
+    ]
+    for logical_id, resource in template.get("Resources", {}).items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            if not str(skip.get("comment", "")).strip():
+                problems.append(f"{logical_id}: checkov skip {skip.get('id')} gives no reason")
+    return counts, problems
+
+
+# ---------------------------------------------------------------- package and deploy
+
+
+def package_functions(local: LocalAws, template: dict[str, Any]) -> str:
+    """Zip the CodeUri folder and upload it to the local artifact bucket, as ``sam package``.
+
+    Every function of the transformed template is pointed at the object; returns its key.
+    """
+    code_uri = load_template().get("Globals", {}).get("Function", {}).get("CodeUri", "functions")
+    source = ROOT / str(code_uri)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(source.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                archive.write(path, path.relative_to(source).as_posix())
+    body = buffer.getvalue()
+    key = f"{hashlib.sha256(body).hexdigest()}.zip"
+    s3 = local.client("s3")
+    s3.create_bucket(Bucket=ARTIFACT_BUCKET)
+    s3.put_object(Bucket=ARTIFACT_BUCKET, Key=key, Body=body)
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Lambda::Function":
+            resource["Properties"]["Code"] = {"S3Bucket": ARTIFACT_BUCKET, "S3Key": key}
+    return key
+
+
+@dataclass
+class Workarounds:
+    """What the rehearsal did for the local engine that CloudFormation would not need."""
+
+    applied: Counter[str] = field(default_factory=Counter)
+
+
+@contextmanager
+def moto_workarounds() -> Iterator[Workarounds]:
+    """Patch moto's CloudFormation where it differs from CloudFormation, and count each use.
+
+    - an EventPattern given as a JSON string is encoded once more by moto: decode it first;
+    - a Batch compute environment without ServiceRole uses the service-linked role in
+      CloudFormation; moto requires the property;
+    - a Batch job definition without RetryStrategy is one attempt; moto requires it.
+    """
+    from moto.batch.models import ComputeEnvironment, JobDefinition
+    from moto.events.models import Rule
+
+    done = Workarounds()
+    originals: list[tuple[type, Any]] = []
+
+    def wrap(model: type, fix: Callable[[dict[str, Any], str], str | None]) -> None:
+        original = model.__dict__["create_from_cloudformation_json"]
+        originals.append((model, original))
+
+        def create(
+            cls: type, /, name: str, cfn: dict[str, Any], account_id: str, region: str, **kw: Any
+        ) -> Any:
+            note = fix(cfn.setdefault("Properties", {}), account_id)
+            if note:
+                done.applied[note] += 1
+            return original.__func__(cls, name, cfn, account_id, region, **kw)
+
+        model.create_from_cloudformation_json = classmethod(create)  # type: ignore[attr-defined]
+
+    def pattern(props: dict[str, Any], _: str) -> str | None:
+        if isinstance(props.get("EventPattern"), str):
+            props["EventPattern"] = json.loads(props["EventPattern"])
+            return "AWS::Events::Rule: EventPattern given as a JSON string decoded before moto"
+        return None
+
+    def service_role(props: dict[str, Any], account_id: str) -> str | None:
+        if "ServiceRole" not in props:
+            from moto.iam.models import iam_backends
+
+            roles = iam_backends[account_id]["aws"].roles.values()
+            props["ServiceRole"] = next(
+                role.arn for role in roles if role.path == "/aws-service-role/batch.amazonaws.com/"
+            )
+            return "AWS::Batch::ComputeEnvironment: service-linked role named for moto"
+        return None
+
+    def retry_strategy(props: dict[str, Any], _: str) -> str | None:
+        if "RetryStrategy" not in props:
+            props["RetryStrategy"] = {"Attempts": 1}
+            return "AWS::Batch::JobDefinition: default RetryStrategy (1 attempt) given to moto"
+        return None
+
+    wrap(Rule, pattern)
+    wrap(ComputeEnvironment, service_role)
+    wrap(JobDefinition, retry_strategy)
+    try:
+        yield done
+    finally:
+        for model, original in originals:
+            model.create_from_cloudformation_json = original  # type: ignore[attr-defined]
+
+
+@dataclass
+class DeployedStack:
+    """A stack created in the local engine: names, resources, and what moto skipped."""
+
+    name: str
+    variant: str
+    template: dict[str, Any]
+    parameters: dict[str, str]
+    physical_ids: dict[str, str]
+    created: Counter[str]
+    skipped: dict[str, list[str]]
+    workarounds: Counter[str]
+    local: LocalAws
+
+    def function_name(self, logical_id: str) -> str:
+        """The deployed name of a function of the template."""
+        try:
+            return self.physical_ids[logical_id]
+        except KeyError:
+            raise RehearsalError(f"{logical_id}: no such resource in stack {self.name}") from None
+
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        """A function's environment exactly as the local Lambda API reports it."""
+        configuration = self.local.client("lambda").get_function_configuration(
+            FunctionName=self.function_name(logical_id)
+        )
+        variables = configuration.get("Environment", {}).get("Variables", {})
+        return {name: str(value) for name, value in variables.items()}
+
+    def functions(self) -> list[str]:
+        return sorted(
+            logical_id
+            for logical_id, resource in self.template["Resources"].items()
+            if resource["Type"] == "AWS::Lambda::Function" and logical_id in self.physical_ids
+        )
+
+
+def stack_parameters(template: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:
+    """Every parameter's value, defaults included.
+
+    moto splits a CommaDelimitedList only when its value is passed, so the rehearsal passes
+    every value, as CloudFormation would resolve them.
+    """
+    values = {
+        name: str(spec["Default"])
+        for name, spec in template.get("Parameters", {}).items()
+        if "Default" in spec
+    }
+    values.update(overrides)
+    missing = sorted(set(template.get("Parameters", {})) - set(values))
+    if missing:
+        raise RehearsalError(f"parameters without a value: {', '.join(missing)}")
+    return values
+
+
+def _service_linked_roles(local: LocalAws) -> None:
+    """The roles an account gets on first use of a service, which a stack may rely on."""
+    iam = local.client("iam")
+    for service in ("batch.amazonaws.com", "ecs.amazonaws.com"):
+        already_there = (
+            iam.exceptions.InvalidInputException,
+            iam.exceptions.EntityAlreadyExistsException,
+        )
+        with contextlib.suppress(*already_there):
+            iam.create_service_linked_role(AWSServiceName=service)
+
+
+def _moto_stack(name: str) -> Any:
+    from moto.cloudformation.models import cloudformation_backends
+
+    backend = cloudformation_backends[ACCOUNT_ID][REGION]
+    for stack in backend.stacks.values():
+        if stack.name == name and stack.status != "DELETE_COMPLETE":
+            return stack
+    raise RehearsalError(f"stack {name} is not in the local engine")
+
+
+def deploy(
+    local: LocalAws,
+    transformed: dict[str, Any],
+    variant: str,
+    overrides: Mapping[str, str],
+    stack_name: str | None = None,
+) -> DeployedStack:
+    """Create the transformed template as a stack in the local engine (CREATE_COMPLETE)."""
+    from moto.cloudformation.parsing import get_model_map
+
+    template = json.loads(json.dumps(transformed))
+    package_functions(local, template)
+    parameters = stack_parameters(template, overrides)
+    name = stack_name or f"batchwire-rehearsal-{variant}"
+    _service_linked_roles(local)
+    cloudformation = local.client("cloudformation")
+    with moto_workarounds() as workarounds:
+        try:
+            cloudformation.create_stack(
+                StackName=name,
+                TemplateBody=json.dumps(template),
+                Parameters=[
+                    {"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()
+                ],
+                Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+            )
+        except Exception as error:
+            raise RehearsalError(f"{variant}: CreateStack failed: {error}") from error
+    status = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+    if status["StackStatus"] != "CREATE_COMPLETE":
+        raise RehearsalError(
+            f"{variant}: stack {name} is {status['StackStatus']}: "
+            f"{status.get('StackStatusReason', '')}"
+        )
+    stack = _moto_stack(name)
+    conditions = stack.resource_map.lazy_condition_map
+    supported = get_model_map()
+    physical_ids: dict[str, str] = {}
+    created: Counter[str] = Counter()
+    skipped: dict[str, list[str]] = {}
+    for logical_id, resource in template["Resources"].items():
+        condition = resource.get("Condition")
+        if condition and not conditions[condition]:
+            continue
+        kind = resource["Type"]
+        if kind not in supported:
+            skipped.setdefault(kind, []).append(logical_id)
+            continue
+        created[kind] += 1
+        instance = stack.resource_map[logical_id]
+        physical = getattr(instance, "physical_resource_id", None)
+        physical_ids[logical_id] = str(physical) if physical is not None else ""
+    return DeployedStack(
+        name=name,
+        variant=variant,
+        template=template,
+        parameters=parameters,
+        physical_ids=physical_ids,
+        created=created,
+        skipped=skipped,
+        workarounds=workarounds.applied,
+        local=local,
+    )
+
+
+# ---------------------------------------------------------------- wiring
+
+
+def resolved_properties(stack: DeployedStack, logical_id: str) -> dict[str, Any]:
+    """A resource's properties with every intrinsic resolved against the deployed stack.
+
+    Used for the types moto's CloudFormation skips, so their wiring is still checked.
+    """
+    from moto.cloudformation.parsing import clean_json
+
+    properties = json.loads(json.dumps(stack.template["Resources"][logical_id]["Properties"]))
+    result: dict[str, Any] = clean_json(properties, _moto_stack(stack.name).resource_map)
+    return result
+
+
+def _function_arn(stack: DeployedStack, logical_id: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{stack.function_name(logical_id)}"
+
+
+def expected_triggers(sam_template: dict[str, Any]) -> dict[str, str]:
+    """Trigger resource (logical id after the transform) -> the function it must invoke.
+
+    A SAM event ``E`` of function ``F`` becomes ``FE`` (a rule, schedule, subscription or
+    event source mapping). Explicit mappings and subscription filters name their function
+    with a Ref or GetAtt.
+    """
+    expected = {}
+    for logical_id, resource in sam_template.get("Resources", {}).items():
+        props = resource.get("Properties", {})
+        if resource.get("Type") == "AWS::Serverless::Function":
+            for event in props.get("Events", {}):
+                expected[f"{logical_id}{event}"] = logical_id
+        elif resource.get("Type") in TRIGGER_TYPES:
+            target = props.get("FunctionName", props.get("DestinationArn"))
+            named = _referenced_resource(target)
+            if named:
+                expected[logical_id] = named
+    return expected
+
+
+def _referenced_resource(value: Any) -> str | None:
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return str(value["Ref"])
+        if "Fn::GetAtt" in value:
+            target = value["Fn::GetAtt"]
+            return str(target[0] if isinstance(target, list) else target.split(".")[0])
+    return None
+
+
+def trigger_targets(stack: DeployedStack, logical_id: str) -> list[str]:
+    """The function ARNs (or names) a deployed or skipped trigger resource invokes."""
+    kind = stack.template["Resources"][logical_id]["Type"]
+    if kind == "AWS::Events::Rule" and logical_id in stack.physical_ids:
+        events = stack.local.client("events")
+        rule = stack.physical_ids[logical_id].rsplit("/", 1)[-1]
+        return [t["Arn"] for t in events.list_targets_by_rule(Rule=rule)["Targets"]]
+    if kind == "AWS::Lambda::EventSourceMapping" and logical_id in stack.physical_ids:
+        mapping = stack.local.client("lambda").get_event_source_mapping(
+            UUID=stack.physical_ids[logical_id]
+        )
+        return [mapping["FunctionArn"]]
+    props = resolved_properties(stack, logical_id)
+    if kind == "AWS::Scheduler::Schedule":
+        return [props["Target"]["Arn"]]
+    if kind == "AWS::SNS::Subscription":
+        return [props["Endpoint"]]
+    if kind == "AWS::Logs::SubscriptionFilter":
+        return [props["DestinationArn"]]
+    if kind == "AWS::Events::Rule":
+        return [target["Arn"] for target in props.get("Targets", [])]
+    if kind == "AWS::Lambda::EventSourceMapping":
+        return [props["FunctionName"]]
+    return []
+
+
+def check_triggers(stack: DeployedStack, sam_template: dict[str, Any]) -> list[str]:
+    """Every trigger invokes the function the template means; returns the problems."""
+    problems = []
+    resources = stack.template["Resources"]
+    in_stack = set(stack.physical_ids) | {i for ids in stack.skipped.values() for i in ids}
+    for trigger, function in sorted(expected_triggers(sam_template).items()):
+        if trigger not in resources or trigger not in in_stack:
+            continue  # an event of a kind that makes no trigger resource, or off by condition
+        want = {_function_arn(stack, function), stack.function_name(function)}
+        for target in trigger_targets(stack, trigger):
+            if target not in want:
+                problems.append(f"{trigger} invokes {target}, not {function}")
+    return problems
+
+
+def environment_references(sam_template: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Function -> environment variable -> the resource of the template its value names."""
+    found: dict[str, dict[str, str]] = {}
+    resources = sam_template.get("Resources", {})
+    parameters = set(sam_template.get("Parameters", {}))
+    for logical_id, resource in resources.items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        for variable, value in variables.items():
+            for name in _names_in(value):
+                if name not in parameters and not name.startswith("AWS::"):
+                    found.setdefault(logical_id, {})[variable] = name
+    return found
+
+
+def _names_in(value: Any) -> Iterator[str]:
+    """Resource and parameter names an intrinsic refers to (Ref, GetAtt, Sub)."""
+    import re
+
+    if isinstance(value, dict):
+        if "Ref" in value:
+            yield str(value["Ref"])
+        elif "Fn::GetAtt" in value:
+            target = value["Fn::GetAtt"]
+            yield str(target[0] if isinstance(target, list) else target.split(".")[0])
+        elif "Fn::Sub" in value:
+            sub = value["Fn::Sub"]
+            text, variables = (sub, {}) if isinstance(sub, str) else (sub[0], sub[1])
+            for name in re.findall(r"\$\{([^!}][^}]*)\}", text):
+                if name.split(".")[0] not in variables:
+                    yield name.split(".")[0]
+            for item in variables.values():
+                yield from _names_in(item)
+        else:
+            for item in value.values():
+                yield from _names_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _names_in(item)
+
+
+def undeclared_references(sam_template: dict[str, Any]) -> list[str]:
+    """Environment values that refer to a resource the template does not declare."""
+    declared = sam_template.get("Resources", {})
+    return [
+        f"{function}: {variable} refers to {resource}, which the template does not declare"
+        for function, variables in sorted(environment_references(sam_template).items())
+        for variable, resource in sorted(variables.items())
+        if resource not in declared
+    ]
+
+
+def check_environment(stack: DeployedStack, sam_template: dict[str, Any]) -> list[str]:
+    """Every environment value that names a stack resource names one that exists."""
+    problems = []
+    declared = sam_template.get("Resources", {})
+    for function, variables in sorted(environment_references(sam_template).items()):
+        if function not in stack.physical_ids:
+            continue
+        deployed = stack.function_environment(function)
+        for variable, resource in sorted(variables.items()):
+            if resource not in declared:
+                continue  # reported by undeclared_references before the deploy
+            value = deployed.get(variable, "")
+            kind = declared[resource].get("Type", "")
+            if not _exists(stack.local, kind, value):
+                problems.append(
+                    f"{function}: {variable}={value!r} names {resource} ({kind}), "
+                    "which does not exist in the deployed stack"
+                )
+    return problems
+
+
+def _exists(local: LocalAws, kind: str, value: str) -> bool:
+    """Whether the resource a deployed value names can be found through its service's API."""
+    from botocore.exceptions import ClientError
+
+    probes: dict[str, Callable[[], Any]] = {
+        "AWS::SQS::Queue": lambda: local.client("sqs").get_queue_attributes(QueueUrl=value),
+        "AWS::SNS::Topic": lambda: local.client("sns").get_topic_attributes(TopicArn=value),
+        "AWS::DynamoDB::Table": lambda: local.client("dynamodb").describe_table(TableName=value),
+        "AWS::Logs::LogGroup": lambda: _log_group(local, value),
+    }
+    probe = probes.get(kind)
+    if not value:
+        return False
+    if probe is None:
+        return True  # a kind no variable names today: existence is left to CloudFormation
+    try:
+        probe()
+    except (ClientError, LookupError):
+        return False
+    return True
+
+
+def _log_group(local: LocalAws, name: str) -> None:
+    groups = local.client("logs").describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+    if not any(group["logGroupName"] == name for group in groups):
+        raise LookupError(name)
+
+
+def check_handlers_import(stack: DeployedStack) -> list[str]:
+    """Each function's handler imports from the uploaded package with its deployed environment.
+
+    Importing a handler reads and validates its settings, so a wrong or missing
+    environment value fails here, naming the variable.
+    """
+    s3 = stack.local.client("s3")
+    problems = []
+    lam = stack.local.client("lambda")
+    with tempfile.TemporaryDirectory() as unpacked:
+        for function in stack.functions():
+            configuration = lam.get_function(FunctionName=stack.function_name(function))
+            code = stack.template["Resources"][function]["Properties"]["Code"]
+            target = Path(unpacked) / function
+            body = s3.get_object(Bucket=code["S3Bucket"], Key=code["S3Key"])["Body"].read()
+            zipfile.ZipFile(io.BytesIO(body)).extractall(target)
+            handler = configuration["Configuration"]["Handler"]
+            module, _, attribute = handler.rpartition(".")
+            environment = {
+                **{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+                **stack.local.environ,
+                **stack.function_environment(function),
+                "PYTHONPATH": str(target),
+                "POWERTOOLS_TRACE_DISABLED": "true",
+            }
+            completed = subprocess.run(
+                [sys.executable, "-c", f"import {module}; getattr({module}, {attribute!r})"],
+                env=environment, cwd=unpacked, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if completed.returncode != 0:
+                last = (completed.stderr.strip().splitlines() or ["(no output)"])[-1]
+                problems.append(f"{function}: handler {handler} does not import: {last}")
+    return problems
+
+
+# ---------------------------------------------------------------- the whole rehearsal
+
+
+@dataclass
+class VariantReport:
+    variant: str
+    lint_findings: list[str] = field(default_factory=list)
+    checkov: dict[str, int] = field(default_factory=dict)
+    checkov_problems: list[str] = field(default_factory=list)
+    stack: DeployedStack | None = None
+    wiring_problems: list[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        return [
+            *(f"cfn-lint: {finding}" for finding in self.lint_findings),
+            *(f"checkov: {problem}" for problem in self.checkov_problems),
+            *(f"wiring: {problem}" for problem in self.wiring_problems),
+        ]
+
+
+def local_slack_secret(local: LocalAws, url: str = "http://127.0.0.1:9/rehearsal") -> str:
+    """The webhook secret the stack's one required parameter names, in the local engine."""
+    secrets = local.client("secretsmanager")
+    try:
+        arn: str = secrets.create_secret(Name=SLACK_SECRET_NAME, SecretString=url)["ARN"]
+    except secrets.exceptions.ResourceExistsException:
+        arn = secrets.describe_secret(SecretId=SLACK_SECRET_NAME)["ARN"]
+    return arn
+
+
+def example_network(local: LocalAws) -> dict[str, str]:
+    """A VPC, subnet and security group for the example workload, as a user brings their own."""
+    ec2 = local.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.30.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(
+        GroupName=f"batchwire-example-{vpc}", Description="batchwire example tasks", VpcId=vpc
+    )["GroupId"]
+    return {"ExampleSubnetIds": subnet, "ExampleSecurityGroupIds": group}
+
+
+def rehearse_variant(
+    local: LocalAws,
+    variant: str,
+    sam_template: dict[str, Any] | None = None,
+    overrides: Mapping[str, str] | None = None,
+    checkov: bool = True,
+    stack_name: str | None = None,
+) -> VariantReport:
+    """Transform, lint, scan, deploy and check one variant; never raises for a found problem."""
+    sam_template = sam_template if sam_template is not None else load_template()
+    parameters = {**VARIANTS.get(variant, {}), **(overrides or {})}
+    parameters.setdefault("SlackWebhookSecretArn", local_slack_secret(local))
+    if parameters.get("ExampleWorkload") == "on":
+        for name, value in example_network(local).items():
+            parameters.setdefault(name, value)
+    report = VariantReport(variant)
+    try:
+        transformed = transform(sam_template, parameters)
+    except Exception as error:
+        report.lint_findings.append(f"the SAM transform refused the template: {error}")
+        return report
+    report.lint_findings = lint(transformed)
+    if checkov:
+        WORK_DIR.mkdir(parents=True, exist_ok=True)
+        path = WORK_DIR / f"{variant}.json"
+        path.write_text(json.dumps(transformed, indent=1))
+        report.checkov, report.checkov_problems = scan(path, transformed)
+    report.wiring_problems += undeclared_references(sam_template)
+    try:
+        report.stack = deploy(local, transformed, variant, parameters, stack_name)
+    except RehearsalError as error:
+        report.wiring_problems.append(str(error))
+        return report
+    report.wiring_problems += check_triggers(report.stack, sam_template)
+    report.wiring_problems += check_environment(report.stack, sam_template)
+    report.wiring_problems += check_handlers_import(report.stack)
+    return report
+
+
+def format_report(reports: list[VariantReport], seconds: float) -> str:
+    lines = []
+    for report in reports:
+        lines.append(f"== {report.variant} ({_describe(VARIANTS.get(report.variant, {}))})")
+        lines.append(
+            "   cfn-lint + serverless rules on the transformed template: "
+            f"{len(report.lint_findings)} findings"
+        )
+        if report.checkov:
+            counts = report.checkov
+            lines.append(
+                f"   checkov: {counts['passed']} passed, {counts['failed']} failed, "
+                f"{counts['skipped']} skipped (each with its reason)"
+            )
+        stack = report.stack
+        if stack is not None:
+            total = sum(stack.created.values())
+            lines.append(f"   stack {stack.name}: CREATE_COMPLETE, {total} resources created")
+            for kind, count in sorted(stack.created.items()):
+                lines.append(f"     {count:3d}  {kind}")
+            if stack.skipped:
+                lines.append("   skipped by the local engine (no moto support; wiring checked "
+                             "on their resolved properties):")  # fmt: skip
+                for kind, ids in sorted(stack.skipped.items()):
+                    lines.append(f"     {len(ids):3d}  {kind}")
+            for note, count in sorted(stack.workarounds.items()):
+                lines.append(f"   worked around for moto ({count}x): {note}")
+            lines.append(
+                f"   wiring: {len(expected_triggers(load_template()))} triggers, "
+                f"{sum(len(v) for v in environment_references(load_template()).values())} "
+                f"resource names in environments, {len(stack.functions())} handlers imported"
+            )
+        for problem in report.problems:
+            lines.append(f"   FAILED {problem}")
+    failed = sum(len(report.problems) for report in reports)
+    verdict = "rehearsal passed" if not failed else f"rehearsal FAILED: {failed} problems"
+    lines.append(f"{verdict} in {seconds:.1f} s")
+    return "\n".join(lines)
+
+
+def _describe(parameters: Mapping[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in parameters.items()) or "parameter defaults"
+
+
+def main(argv: list[str] | None = None) -> int:
+    import logging
+    import warnings
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--variant", choices=sorted(VARIANTS), action="append")
+    parser.add_argument("--template", type=Path, default=TEMPLATE)
+    parser.add_argument("--no-checkov", action="store_true", help="skip the checkov scan")
+    args = parser.parse_args(argv)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # moto names each type it skips, once per resource; the report counts them by type
+    logging.getLogger("moto").setLevel(logging.ERROR)
+    logging.getLogger("samtranslator").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="Tried to parse AWS::")
+    started = time.monotonic()
+    sam_template = load_template(args.template)
+    reports = []
+    with moto_server() as local:
+        for variant in args.variant or list(VARIANTS):
+            reports.append(
+                rehearse_variant(local, variant, sam_template, checkov=not args.no_checkov)
+            )
+    print(format_report(reports, time.monotonic() - started))
+    return 1 if any(report.problems for report in reports) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Least privilege, proven: each function runs with only its deployed role's permissions."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from devtools.local_aws import LocalAws, moto_server
+from devtools.permissions import (
+    PermissionFailure,
+    RoleRun,
+    Workloads,
+    create_workloads,
+    deploy_stack,
+    drive_functions,
+    format_permissions,
+    run_as_role,
+)
+from devtools.rehearse import DeployedStack, local_slack_secret
+from devtools.slack_receiver import SlackReceiver, slack_receiver
+from devtools.template import load_template
+
+pytestmark = [
+    pytest.mark.integration,
+    # moto's CloudFormation skips the types it lacks; the rehearsal reports those itself
+    pytest.mark.filterwarnings("ignore:Tried to parse AWS::"),
+]
+
+
+@dataclass
+class Proof:
+    local: LocalAws
+    slack: SlackReceiver
+    workloads: Workloads
+    stack: DeployedStack
+    runs: list[RoleRun]
+
+    def runs_of(self, function: str) -> list[RoleRun]:
+        return [run for run in self.runs if run.function == function]
+
+
+@pytest.fixture(scope="module")
+def proof() -> Iterator[Proof]:
+    """The stack deployed in a moto server of this module's own (IAM enforcement is switched
+    on during each run), every function driven once as its role, the retrier twice."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with moto_server() as local, slack_receiver() as slack:
+        local_slack_secret(local, slack.url)
+        workloads = create_workloads(local)
+        stack = deploy_stack(local, overrides=workloads.overrides)
+        yield Proof(local, slack, workloads, stack, drive_functions(stack, workloads))
+
+
+@pytest.mark.parametrize(
+    ("function", "runs", "actions"),
+    [
+        ("SubmitterFunction", 1, {"batch:SubmitJob", "dynamodb:PutItem"}),
+        ("ChainerFunction", 1, {"batch:SubmitJob", "dynamodb:PutItem"}),
+        ("NotifierFunction", 1, {"secretsmanager:GetSecretValue", "dynamodb:UpdateItem"}),
+        ("RetrierFunction", 2, {"ecs:DescribeTaskDefinition", "sqs:SendMessage", "ecs:RunTask"}),
+    ],
+)
+def test_each_function_succeeds_with_only_its_roles_permissions(
+    proof: Proof, function: str, runs: int, actions: set[str]
+) -> None:
+    # Given the function driven with its sample event, signed as its own role
+    found = proof.runs_of(function)
+
+    # Then every run succeeded, nothing was denied, and the calls it depends on were recorded
+    assert len(found) == runs
+    for run in found:
+        assert run.failure is None, run.output[-3000:]
+        assert run.denied == []
+    assert actions <= {action for run in found for action in run.used}
+
+
+def test_runs_as_role_do_their_work(proof: Proof) -> None:
+    # Given the runs of every function as its own role
+    [submitter] = proof.runs_of("SubmitterFunction")
+    [_, relaunch] = proof.runs_of("RetrierFunction")
+
+    # Then the jobs are in Batch, the alert reached Slack and the failed task ran again
+    batch = proof.local.client("batch")
+    ids = [job["jobId"] for job in submitter.result["jobs"]]
+    names = sorted(job["jobName"] for job in batch.describe_jobs(jobs=ids)["jobs"])
+    assert names == ["nightly-20261123", "nightly-report-20261123"]
+    assert len(proof.slack.accepted) == 1
+    assert relaunch.result == {"batchItemFailures": []}
+    ecs = proof.local.client("ecs")
+    relaunched = ecs.list_tasks(cluster=proof.workloads.ecs.cluster_arn)["taskArns"]
+    assert len(relaunched) == 2  # the scheduled run and its relaunch
+
+
+def test_report_names_used_unused_and_unevaluated_conditions_per_role(proof: Proof) -> None:
+    # When the runs are reported
+    report = format_permissions(proof.runs).splitlines()
+    summaries = {line.split(":", 1)[0]: line for line in report if not line.startswith(" ")}
+
+    # Then each role has a line: what it used, what it was granted and never used, and the
+    # condition keys the local engine could not check
+    assert sorted(summaries) == [
+        "ChainerFunctionRole",
+        "NotifierFunctionRole",
+        "RetrierFunctionRole",
+        "SubmitterFunctionRole",
+    ]
+    assert summaries["SubmitterFunctionRole"].startswith(
+        "SubmitterFunctionRole: used batch:SubmitJob, dynamodb:PutItem"
+    )
+    assert "granted but unused: batch:DescribeJobs" in summaries["ChainerFunctionRole"]
+    retrier = summaries["RetrierFunctionRole"]
+    assert "sns:Publish" in retrier.split("granted but unused:")[1]
+    assert retrier.endswith(
+        "conditions not evaluated locally: "
+        "aws:RequestedRegion, ecs:CreateAction, ecs:cluster, iam:PassedToService"
+    )
+    # and what serves Lambda itself or is authorized inside another call is said apart
+    assert any("AWSLambdaBasicExecutionRole): logs:CreateLogGroup" in line for line in report)
+    assert any("iam:PassRole (in ecs:RunTask)" in line for line in report)
+    assert not any("FAILED" in line for line in report)
+
+
+def _without_submit_job(template: dict[str, Any]) -> dict[str, Any]:
+    changed = copy.deepcopy(template)
+    statements = changed["Resources"]["SubmitterFunction"]["Properties"]["Policies"][0]["Statement"]
+    statements[:] = [s for s in statements if s.get("Action") != "batch:SubmitJob"]
+    return changed
+
+
+def test_a_role_missing_an_action_the_code_calls_fails_naming_function_and_action(
+    proof: Proof,
+) -> None:
+    # Given a template whose SubmitterFunction policy lost its batch:SubmitJob statement
+    stack = deploy_stack(
+        proof.local,
+        _without_submit_job(load_template()),
+        proof.workloads.overrides,
+        variant="no-submit",
+    )
+    event = proof.workloads.schedule_event()
+    event["scheduledTime"] = "2026-12-01T02:00:00Z"
+
+    # When the submitter runs as that role
+    run = run_as_role(stack, "SubmitterFunction", event)
+
+    # Then it fails, naming the function, its role and the missing action
+    assert run.failure is not None
+    with pytest.raises(PermissionFailure) as failure:
+        run.check()
+    message = str(failure.value)
+    assert "SubmitterFunction (role SubmitterFunctionRole)" in message
+    assert "denied batch:SubmitJob" in message
+    assert "not authorized to perform" in message
+    # and no job was submitted
+    jobs = proof.local.client("batch").list_jobs(
+        jobQueue=proof.workloads.job_queue, jobStatus="SUCCEEDED"
+    )
+    assert "nightly-20261201" not in {job["jobName"] for job in jobs["jobSummaryList"]}
+    # and the report says so
+    assert "FAILED SubmitterFunction (role SubmitterFunctionRole) was denied batch:SubmitJob" in (
+        format_permissions([run])
+    )

@@ -1,0 +1,113 @@
+"""`make rehearse` deploys what CloudFormation receives, and fails on what a deploy would break.
+
+Each test runs the rehearsal as `make rehearse` does, in a process of its own: moto keeps
+one state per process, and a stack must not meet another test's resources.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devtools.template import ROOT, load_template
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+def rehearse(template: dict[str, Any], directory: Path, variant: str) -> tuple[int, str]:
+    """Run the rehearsal on ``template`` (written as JSON, which SAM reads like YAML)."""
+    path = directory / "template.json"
+    path.write_text(json.dumps(template))
+    completed = subprocess.run(
+        [sys.executable, "-m", "devtools.rehearse", "--template", str(path),
+         "--variant", variant, "--no-checkov"],
+        capture_output=True, text=True, check=False, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    return completed.returncode, completed.stdout + completed.stderr
+
+
+def submit_statement(template: dict[str, Any]) -> dict[str, Any]:
+    policies = template["Resources"]["SubmitterFunction"]["Properties"]["Policies"]
+    statements: list[dict[str, Any]] = [
+        s for p in policies for s in p["Statement"] if s.get("Action") == "batch:SubmitJob"
+    ]
+    [statement] = statements
+    return statement
+
+
+def test_the_template_deploys_and_is_wired_as_it_means(template: dict[str, Any], tmp_path: Path):
+    # Given the template as it is, with ExampleWorkload=on (the most resources)
+    # When it is rehearsed
+    code, report = rehearse(template, tmp_path, "example")
+
+    # Then the stack is created and every check passes
+    assert code == 0, report
+    assert "stack batchwire-rehearsal-example: CREATE_COMPLETE" in report
+    assert "cfn-lint + serverless rules on the transformed template: 0 findings" in report
+    assert "4 handlers imported" in report
+    # and the types moto cannot create are named by type and count, not silently dropped
+    assert "2  AWS::Scheduler::Schedule" in report
+    assert "rehearsal passed" in report
+
+
+def test_a_function_as_a_join_delimiter_fails_naming_the_role(
+    template: dict[str, Any], tmp_path: Path
+):
+    # Given the submitter's SubmitJob statement joined with a !Sub delimiter
+    broken = copy.deepcopy(template)
+    parts = submit_statement(broken)["Resource"]["Fn::Split"][1]["Fn::Join"][1]
+    parts[1]["Fn::Join"][0] = {"Fn::Sub": ",arn:${AWS::Partition}:batch:*:*:job-queue/"}
+
+    # When it is rehearsed
+    code, report = rehearse(broken, tmp_path, "default")
+
+    # Then the rehearsal fails, naming the generated role and the rule CloudFormation applies
+    assert code == 1
+    assert "FAILED cfn-lint: SubmitterFunctionRole: E1018" in report
+
+
+def test_an_environment_value_naming_a_removed_resource_fails_naming_it(
+    template: dict[str, Any], tmp_path: Path
+):
+    # Given a template whose RetrierDeadLetterQueue was removed, but still named in the
+    # retrier's environment
+    broken = copy.deepcopy(template)
+    del broken["Resources"]["RetrierDeadLetterQueue"]
+
+    # When it is rehearsed
+    code, report = rehearse(broken, tmp_path, "default")
+
+    # Then the rehearsal fails, naming the function, the variable and the missing resource
+    assert code == 1
+    assert (
+        "FAILED wiring: RetrierFunction: RETRIER_DEAD_LETTER_QUEUE_URL refers to "
+        "RetrierDeadLetterQueue, which the template does not declare"
+    ) in report
+
+
+def test_an_environment_value_the_handler_refuses_fails_naming_the_variable(
+    template: dict[str, Any], tmp_path: Path
+):
+    # Given a retrier whose deployed attempt cap is out of its range
+    broken = copy.deepcopy(template)
+    variables = broken["Resources"]["RetrierFunction"]["Properties"]["Environment"]["Variables"]
+    variables["RETRIER_MAX_ATTEMPTS"] = "0"
+
+    # When it is rehearsed
+    code, report = rehearse(broken, tmp_path, "default")
+
+    # Then the handler does not import with its deployed environment, and the variable is named
+    assert code == 1
+    assert "FAILED wiring: RetrierFunction: handler retrier.handler does not import" in report
+    assert "RETRIER_MAX_ATTEMPTS" in report
