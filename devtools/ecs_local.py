@@ -31,17 +31,23 @@ class EcsWorkload:
     security_group: str
 
 
-def create_ecs_workload(
-    ec2: Any, ecs: Any, cluster: str = CLUSTER, family: str = FAMILY
-) -> EcsWorkload:
-    """A cluster, a Fargate awsvpc task definition (revision 1 on a fresh moto) and a subnet."""
+def create_network(ec2: Any, description: str) -> tuple[str, str]:
+    """A VPC with a subnet and a security group for Fargate tasks: (subnet id, group id)."""
     vpc_id = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
     # moto's awsvpc tasks need DNS hostnames to name their network interfaces
     ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
     subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.30.1.0/24")["Subnet"]["SubnetId"]
     group = ec2.create_security_group(
-        GroupName=f"batch-tasks-{uuid.uuid4().hex[:8]}", Description="batch tasks", VpcId=vpc_id
+        GroupName=f"batch-tasks-{uuid.uuid4().hex[:8]}", Description=description, VpcId=vpc_id
     )["GroupId"]
+    return subnet, group
+
+
+def create_ecs_workload(
+    ec2: Any, ecs: Any, cluster: str = CLUSTER, family: str = FAMILY
+) -> EcsWorkload:
+    """A cluster, a Fargate awsvpc task definition (revision 1 on a fresh moto) and a subnet."""
+    subnet, group = create_network(ec2, "batch tasks")
     cluster_arn = ecs.create_cluster(clusterName=cluster)["cluster"]["clusterArn"]
     existing = ecs.list_task_definitions(familyPrefix=family, status="ACTIVE")["taskDefinitionArns"]
     if existing:

@@ -436,12 +436,9 @@ def expected_triggers(sam_template: dict[str, Any]) -> dict[str, str]:
 
 
 def _referenced_resource(value: Any) -> str | None:
-    if isinstance(value, dict):
-        if "Ref" in value:
-            return str(value["Ref"])
-        if "Fn::GetAtt" in value:
-            target = value["Fn::GetAtt"]
-            return str(target[0] if isinstance(target, list) else target.split(".")[0])
+    """The resource a Ref or GetAtt names (None for anything else)."""
+    if isinstance(value, dict) and ("Ref" in value or "Fn::GetAtt" in value):
+        return next(_names_in(value), None)
     return None
 
 
@@ -656,13 +653,9 @@ def local_slack_secret(local: LocalAws, url: str = "http://127.0.0.1:9/rehearsal
 
 def example_network(local: LocalAws) -> dict[str, str]:
     """A VPC, subnet and security group for the example workload, as a user brings their own."""
-    ec2 = local.client("ec2")
-    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
-    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.30.1.0/24")["Subnet"]["SubnetId"]
-    group = ec2.create_security_group(
-        GroupName=f"batchwire-example-{vpc}", Description="batchwire example tasks", VpcId=vpc
-    )["GroupId"]
+    from devtools.ecs_local import create_network
+
+    subnet, group = create_network(local.client("ec2"), "batchwire example tasks")
     return {"ExampleSubnetIds": subnet, "ExampleSecurityGroupIds": group}
 
 
