@@ -14,15 +14,18 @@ export PYTHONPATH := $(CURDIR)/functions:$(CURDIR)
 FN ?= SubmitterFunction
 EVENT ?= events/schedule.json
 PARAMS ?=
+STACK ?=
 
-.PHONY: help demo test lint format typecheck validate rehearse pytest invoke build build-check bench clean
+.PHONY: help demo test lint format typecheck validate rehearse local-stack pytest invoke build build-check bench clean
 
 help:
 	@echo "make demo       run the whole flow locally (moto server + local Slack stand-in)"
 	@echo "make test       lint, type-check, validate and rehearse the template, run every test"
 	@echo "make rehearse   deploy the template as CloudFormation receives it into a local engine"
-	@echo "make invoke FN=<LogicalId> EVENT=<file> [PARAMS=\"Name=Value ...\"]"
-	@echo "                run one function in-process against AWS_ENDPOINT_URL (no Docker)"
+	@echo "make local-stack [PARAMS=\"Name=Value ...\"]"
+	@echo "                deploy the template into a local engine and serve it until Ctrl-C"
+	@echo "make invoke FN=<LogicalId> EVENT=<file> [STACK=<deployed stack>]"
+	@echo "                run one deployed function in-process (default: the local stack)"
 	@echo "make build      sam build (needs python3.13 on PATH)"
 	@echo "make bench      benchmarks against the naive baseline"
 
@@ -66,8 +69,11 @@ rehearse: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -n 2
 
+local-stack: $(STAMP)
+	@$(BIN)/python -m devtools.local_stack --params "$(PARAMS)"
+
 invoke: $(STAMP)
-	@$(BIN)/python -m devtools.invoke "$(FN)" "$(EVENT)" --params "$(PARAMS)"
+	@$(BIN)/python -m devtools.invoke "$(FN)" "$(EVENT)" --stack "$(STACK)"
 
 # sam build needs the runtime's interpreter; CI builds when one is on PATH and says so when not.
 build-check: $(STAMP)

@@ -70,8 +70,8 @@ def child_environment(
 ) -> dict[str, str]:
     """The function's environment from template.yaml, as the Lambda runtime would set it,
     deployed with the spec's template parameters (``parameters`` on top)."""
-    from devtools.invoke import function_setup
     from devtools.local_aws import LOCAL_CREDENTIALS
+    from devtools.template import function_setup
 
     setup = function_setup(
         spec.function,

@@ -1,8 +1,10 @@
 """`make demo`: the whole batchwire flow on this machine, no AWS account and no Docker.
 
-An embedded moto server stands in for AWS and a local HTTP server for Slack; each function
-runs through the same path as ``make invoke`` with the events in ``events/``. Each stage
-is one function in STAGES: adding a stage is writing a function and listing it.
+template.yaml is first deployed into a local engine (an embedded moto server, as
+``make local-stack`` does) with a local HTTP server standing in for Slack; every function
+then runs as ``make invoke STACK=...`` runs it: the deployed handler with exactly the
+environment the local Lambda API reports, fed the events in ``events/``. Each stage is one
+function in STAGES: adding a stage is writing a function and listing it.
 """
 
 from __future__ import annotations
@@ -14,63 +16,63 @@ import subprocess
 import sys
 import time
 import urllib.parse
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devtools.ecs_local import (
-    create_ecs_workload,
-    delay_queue_event,
-    run_scheduled_task,
-    stopped_event,
-)
-from devtools.local_aws import (
-    LocalAws,
-    create_batch_workload,
-    moto_server,
-    provision_template_resources,
-)
-from devtools.slack_receiver import SlackReceiver, slack_receiver
-from devtools.template import ROOT, TEMPLATE
+from devtools.ecs_local import delay_queue_event, run_scheduled_task, stopped_event
+from devtools.local_aws import LocalAws
+from devtools.local_stack import LocalStack, running_local_stack
+from devtools.slack_receiver import SlackReceiver
+from devtools.template import ROOT
 
 EVENTS = ROOT / "events"
+STACK_NAME = "batchwire-demo"
+#: What the stages need of the deployed stack: a short backoff and three attempts, so the
+#: retry stage gives up within seconds. The Slack secret and the retrier's security group
+#: are set by ``running_local_stack``.
+PARAMETERS = {
+    "RetrierBackoffIntervalSeconds": "1",
+    "RetrierBackoffRate": "2",
+    "RetrierMaxAttempts": "3",
+}
 
 
 @dataclass
 class DemoRun:
-    """What every stage can use: the local AWS, the resources made from the template.
+    """What every stage can use: the running local stack.
 
-    ``slack`` is the local Slack stand-in; ``notifier_params()`` gives the PARAMS that point
-    NotifierFunction at it, so any stage can send a notification through the notifier.
+    That is the local engine, the deployed stack, the Slack stand-in and the ECS and Batch
+    workloads its functions act on. The deployed notifier already names the secret holding
+    the stand-in's URL, so any stage can send a notification through it.
     """
 
-    local: LocalAws
-    resources: dict[str, str]
-    workload: dict[str, str] = field(default_factory=dict)
-    extra_environ: dict[str, str] = field(default_factory=dict)
-    slack: SlackReceiver | None = None
-    slack_secret_arn: str = ""
+    running: LocalStack
 
-    def notifier_params(self) -> str:
-        """``SlackWebhookSecretArn=...``: the stand-in's URL, stored once in Secrets Manager."""
-        if self.slack is None:
-            raise RuntimeError("no Slack stand-in is running for this demo")
-        if not self.slack_secret_arn:
-            self.slack_secret_arn = self.local.client("secretsmanager").create_secret(
-                Name="batchwire/slack-webhook", SecretString=self.slack.url
-            )["ARN"]
-        return f"SlackWebhookSecretArn={self.slack_secret_arn}"
+    @property
+    def local(self) -> LocalAws:
+        return self.running.local
 
-    def invoke(self, function: str, event: Path | dict[str, Any], params: str = "") -> Any:
-        """Run a function as ``make invoke`` does; return its result (raise if it failed)."""
+    @property
+    def slack(self) -> SlackReceiver:
+        return self.running.slack
+
+    def physical_id(self, logical_id: str) -> str:
+        """The deployed queue URL, topic ARN, table or function name of a template resource."""
+        return self.running.stack.physical_ids[logical_id]
+
+    def invoke(self, function: str, event: Path | dict[str, Any]) -> Any:
+        """Run a deployed function as ``make invoke STACK=...`` does; return its result."""
         if isinstance(event, dict):
             path = ROOT / ".venv" / f"demo-{function}.json"
             path.write_text(json.dumps(event))
             event = path
+        stack = self.running.stack.name
         completed = subprocess.run(
-            [sys.executable, "-m", "devtools.invoke", function, str(event), "--params", params],
-            env={**os.environ, **self.local.environ, **self.extra_environ},
+            [sys.executable, "-m", "devtools.invoke", function, str(event), "--stack", stack],
+            env={**os.environ, **self.local.environ},
             capture_output=True,
             text=True,
             check=False,
@@ -87,7 +89,7 @@ def say(title: str) -> None:
 
 def show(label: str, value: Any) -> None:
     text = value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
-    print(f"    {label}: " + text.replace("\n", "\n    "), flush=True)
+    print(f"    {label}: {text}".rstrip().replace("\n", "\n    "), flush=True)
 
 
 def stage_schedule(run: DemoRun) -> None:
@@ -138,7 +140,7 @@ def stage_chain(run: DemoRun) -> None:
     """The nightly job publishes to ChainTopic; the chainer submits the consumer job."""
     say("The nightly import finishes and publishes to ChainTopic")
     sns, sqs = run.local.client("sns"), run.local.client("sqs")
-    topic_arn = run.resources["ChainTopic"]
+    topic_arn = run.physical_id("ChainTopic")
     # moto invokes no Lambda subscribers, so a queue listens on the topic and its copy of
     # the notification is handed to the chainer as Lambda would receive it.
     tap_url = sqs.create_queue(QueueName="demo-chain-tap")["QueueUrl"]
@@ -193,19 +195,12 @@ def stage_chain(run: DemoRun) -> None:
 
 def stage_retry(run: DemoRun) -> None:
     """A scheduled ECS task keeps exiting 1: retried up to the cap, then dead-lettered."""
-    say("An ECS cluster and a Fargate task definition (nightly-report) in moto")
-    ec2, ecs, sqs = run.local.client("ec2"), run.local.client("ecs"), run.local.client("sqs")
-    workload = create_ecs_workload(ec2, ecs)
+    say("A scheduled Fargate task (nightly-report) on the ECS cluster batch-jobs keeps failing")
+    ecs, sqs = run.local.client("ecs"), run.local.client("sqs")
+    workload = run.running.ecs
+    delay_queue = run.physical_id("RetrierDelayQueue")
+    dead_letter_queue = run.physical_id("RetrierDeadLetterQueue")
     inbox = subscribe_queue(run, "retrier-demo-inbox")
-    run.extra_environ.update(
-        NOTIFICATION_TOPIC_ARN=run.resources["NotificationTopic"],
-        RETRIER_DELAY_QUEUE_URL=run.resources["RetrierDelayQueue"],
-        RETRIER_DEAD_LETTER_QUEUE_URL=run.resources["RetrierDeadLetterQueue"],
-    )
-    params = (
-        f"RetrierSecurityGroupIds={workload.security_group} RetrierBackoffIntervalSeconds=1 "
-        "RetrierBackoffRate=2 RetrierMaxAttempts=3"
-    )
     task = run_scheduled_task(
         ecs,
         workload,
@@ -218,12 +213,12 @@ def stage_retry(run: DemoRun) -> None:
         say(
             f"Task {task['taskArn'].rsplit('/', 1)[-1][:8]} STOPPED (app exited 1): RetrierFunction"
         )
-        decided = run.invoke("RetrierFunction", event, params)
+        decided = run.invoke("RetrierFunction", event)
         show("decision", {k: decided.get(k) for k in ("action", "reason", "delaySeconds")})
         if decided["action"] != "retry":
             break
-        body = wait_for_message(sqs, run.resources["RetrierDelayQueue"], decided["delaySeconds"])
-        relaunched = run.invoke("RetrierFunction", delay_queue_event(body), params)
+        body = wait_for_message(sqs, delay_queue, decided["delaySeconds"])
+        relaunched = run.invoke("RetrierFunction", delay_queue_event(body))
         marker = f"batchwire-retry/{decided['nextAttempt']}/{origin}"
         [arn] = ecs.list_tasks(cluster=workload.cluster_arn, startedBy=marker)["taskArns"]
         task = ecs.describe_tasks(cluster=workload.cluster_arn, tasks=[arn])["tasks"][0]
@@ -237,18 +232,15 @@ def stage_retry(run: DemoRun) -> None:
             },
         )
     say("The retrier gave up: dead-letter record (RetrierDeadLetterQueue)")
-    record = json.loads(wait_for_message(sqs, run.resources["RetrierDeadLetterQueue"], 0))
+    record = json.loads(wait_for_message(sqs, dead_letter_queue, 0))
     show("record", {k: v for k, v in record.items() if k != "task"} | {"task": "(full ECS detail)"})
     say("... and the notification published on NotificationTopic reaches Slack via the notifier")
     envelope = json.loads(wait_for_message(sqs, inbox, 0))
     show("MessageAttributes.kind", envelope["MessageAttributes"]["kind"]["Value"])
-    subscription = f"{run.resources['NotificationTopic']}:demo-notifier"
-    if run.slack is not None:
-        before = len(run.slack.accepted)
-        run.invoke(
-            "NotifierFunction", lambda_sns_event(envelope, subscription), run.notifier_params()
-        )
-        show("Slack received", [post["text"] for post in run.slack.accepted[before:]])
+    subscription = f"{run.physical_id('NotificationTopic')}:demo-notifier"
+    before = len(run.slack.accepted)
+    run.invoke("NotifierFunction", lambda_sns_event(envelope, subscription))
+    show("Slack received", [post["text"] for post in run.slack.accepted[before:]])
 
 
 def subscribe_queue(run: DemoRun, name: str) -> str:
@@ -257,7 +249,7 @@ def subscribe_queue(run: DemoRun, name: str) -> str:
     url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
     sns.subscribe(
-        TopicArn=run.resources["NotificationTopic"], Protocol="sqs", Endpoint=arn["QueueArn"]
+        TopicArn=run.physical_id("NotificationTopic"), Protocol="sqs", Endpoint=arn["QueueArn"]
     )
     return url
 
@@ -282,38 +274,55 @@ def block_kit_builder_link(payload: dict[str, Any]) -> str:
 
 def stage_notify(run: DemoRun) -> None:
     """A failing job's error lines and a failed task start reach the local Slack stand-in."""
-    assert run.slack is not None
     say("The job's log group sends its error lines (events/cloudwatch-logs-batch-traceback.json)")
     before = len(run.slack.accepted)
-    params = run.notifier_params()
-    result = run.invoke("NotifierFunction", EVENTS / "cloudwatch-logs-batch-traceback.json", params)
+    result = run.invoke("NotifierFunction", EVENTS / "cloudwatch-logs-batch-traceback.json")
     show("notifier", result["alerts"])
     message = run.slack.accepted[before]
     show("Slack received", message)
     show("preview in Block Kit Builder", block_kit_builder_link(message))
     say("CloudWatch Logs delivers the same batch again (at-least-once delivery)")
-    run.invoke("NotifierFunction", EVENTS / "cloudwatch-logs-batch-traceback.json", params)
+    run.invoke("NotifierFunction", EVENTS / "cloudwatch-logs-batch-traceback.json")
     reposted = len(run.slack.accepted) - before - 1
     show("new Slack posts", f"{reposted} (the first outcome is replayed)")
     say("An ECS task cannot pull its image (events/ecs-task-stopped-cannotpull.json)")
-    run.invoke("NotifierFunction", EVENTS / "ecs-task-stopped-cannotpull.json", params)
+    run.invoke("NotifierFunction", EVENTS / "ecs-task-stopped-cannotpull.json")
     show("Slack received", run.slack.accepted[-1]["text"])
 
 
 STAGES: list[Callable[[DemoRun], None]] = [stage_schedule, stage_chain, stage_notify, stage_retry]
 
 
+def show_deployed(running: LocalStack) -> None:
+    """What the demo runs against: the stack deployed from template.yaml."""
+    stack = running.stack
+    show("endpoint", running.local.endpoint_url)
+    show("Slack stand-in", f"{running.slack.url} (its URL is the webhook secret)")
+    show("stack", f"{stack.name}: {sum(stack.created.values())} resources created")
+    show("functions", "")
+    width = max(len(function) for function in stack.functions())
+    for function in stack.functions():
+        print(f"      {function:<{width}}  {stack.function_name(function)}", flush=True)
+    skipped = [f"{kind} ({len(ids)})" for kind, ids in sorted(stack.skipped.items())]
+    show("skipped by the local engine", ", ".join(skipped) or "none")
+    show("parameters", " ".join(f"{name}={value}" for name, value in PARAMETERS.items()))
+
+
 def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("moto").setLevel(logging.ERROR)
+    # The deployed event source mapping makes moto try to run RetrierFunction in Docker when
+    # the delay queue gets a message; it fails, leaves the message, and the demo plays the
+    # poller's part (wait_for_message), so that attempt's "error running docker" is noise.
+    logging.getLogger("moto.awslambda").setLevel(logging.CRITICAL)
+    logging.getLogger("samtranslator").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="Tried to parse AWS::")
     started = time.monotonic()
-    say("Starting a local AWS (moto server on 127.0.0.1)")
-    with moto_server() as local, slack_receiver() as slack:
-        resources = provision_template_resources(local, TEMPLATE)
-        workload = create_batch_workload(local.client)
-        show("endpoint", local.endpoint_url)
-        show("Slack stand-in", slack.url)
-        show("from template.yaml", sorted(resources))
-        run = DemoRun(local=local, resources=resources, workload=workload, slack=slack)
+    say("Deploying template.yaml into a local engine (moto server on 127.0.0.1)")
+    with running_local_stack(PARAMETERS, STACK_NAME) as running:
+        say(f"Deployed stack {running.stack.name}; every function below runs as deployed there")
+        show_deployed(running)
+        run = DemoRun(running)
         for stage in STAGES:
             stage(run)
     say(f"Done in {time.monotonic() - started:.1f} s; the local AWS and Slack are stopped.")

@@ -1,12 +1,12 @@
-"""Run one function of template.yaml in this process, without Docker.
+"""Run one deployed function of the stack in this process, without Docker.
 
-The Docker-free stand-in for ``sam local invoke``: the SAM CLI's own providers read the
-template and resolve the function's environment (Refs to parameters from PARAMS or their
-defaults, Refs to resources to their logical ids), the handler runs here with that
-environment against whatever ``AWS_ENDPOINT_URL`` points at, and its return value is
-printed as JSON on stdout. Everything the function logs goes to stderr.
+The Docker-free stand-in for ``sam local invoke``: the function's handler, environment and
+limits come from the Lambda API of a deployed stack (the running ``make local-stack`` by
+default, or ``--stack NAME`` where boto3 points, a real account included), the handler runs
+here with exactly that environment, and its return value is printed as JSON on stdout.
+Everything the function logs goes to stderr.
 
-    python -m devtools.invoke SubmitterFunction events/schedule.json [--params "A=1 B=2"]
+    python -m devtools.invoke SubmitterFunction events/schedule.json [--stack NAME]
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import contextlib
 import importlib
 import json
 import os
-import shlex
 import sys
 import time
 import traceback
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devtools.template import ROOT, TEMPLATE
+from devtools.template import LOCAL_STACK_STATE, ROOT, FunctionSetup
 
 DEFAULT_REGION = "us-east-1"
 
@@ -57,74 +56,58 @@ class LocalContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-@dataclass
-class FunctionSetup:
-    """What the SAM CLI works out for a function: handler, environment, limits."""
-
-    logical_id: str
-    handler: str
-    environment: dict[str, str]
-    memory: int
-    timeout: int
-
-
-def parse_params(text: str) -> dict[str, str]:
-    """``"Name=Value Other='a b'"`` -> dict, as ``sam local invoke --parameter-overrides``."""
-    overrides = {}
-    for item in shlex.split(text or ""):
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise SystemExit(f"PARAMS: {item!r} is not Name=Value")
-        overrides[name] = value
-    return overrides
-
-
-def function_setup(
-    logical_id: str,
-    params: Mapping[str, str] | None = None,
-    template: Path = TEMPLATE,
-    shell_env: Mapping[str, str] | None = None,
+def deployed_setup(
+    logical_id: str, stack_name: str, shell_env: Mapping[str, str] | None = None
 ) -> FunctionSetup:
-    """Resolve a function's handler and environment with the SAM CLI's template reading."""
-    from samcli.lib.providers.sam_function_provider import SamFunctionProvider
-    from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
-    from samcli.local.lambdafn.env_vars import EnvironmentVariables
+    """A deployed function's handler, environment and limits, as its Lambda API reports them.
+
+    The stack is read where boto3 points: ``AWS_ENDPOINT_URL`` (a local stack) or the
+    account of the credentials. A variable set in the shell wins over the deployed value of
+    the same variable, as with ``sam local invoke --env-vars``.
+    """
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
 
     shell = dict(os.environ if shell_env is None else shell_env)
-    region = shell.get("AWS_REGION") or shell.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
-    stacks, _ = SamLocalStackProvider.get_stacks(
-        str(template),
-        parameter_overrides=dict(params or {}),
-        global_parameter_overrides={"AWS::Region": region},
-    )
-    provider = SamFunctionProvider(stacks, use_raw_codeuri=True)
-    function = provider.get(logical_id)
-    if function is None:
-        known = ", ".join(sorted(f.name for f in provider.get_all()))
-        raise SystemExit(f"FN={logical_id}: no such function in {template.name} (have: {known})")
-    variables = (function.environment or {}).get("Variables", {})
-    environment = EnvironmentVariables(
-        function.name,
-        function.memory,
-        function.timeout,
-        function.handler,
-        function.logging_config,
-        variables=variables,
-        shell_env_values=shell,
-        aws_creds={
-            "region": region,
-            "key": shell.get("AWS_ACCESS_KEY_ID", "testing"),
-            "secret": shell.get("AWS_SECRET_ACCESS_KEY", "testing"),
-            "sessiontoken": shell.get("AWS_SESSION_TOKEN", "testing"),
-        },
-    ).resolve()
+    cloudformation, lambda_ = boto3.client("cloudformation"), boto3.client("lambda")
+    try:
+        resources = cloudformation.describe_stack_resources(StackName=stack_name)
+    except (ClientError, BotoCoreError) as error:
+        raise SystemExit(f"STACK={stack_name}: cannot read the stack: {error}") from None
+    functions = {
+        resource["LogicalResourceId"]: resource["PhysicalResourceId"]
+        for resource in resources["StackResources"]
+        if resource.get("ResourceType") == "AWS::Lambda::Function"
+    }
+    if logical_id not in functions:
+        known = ", ".join(sorted(functions))
+        raise SystemExit(f"FN={logical_id}: no such function in stack {stack_name} (have: {known})")
+    configuration = lambda_.get_function_configuration(FunctionName=functions[logical_id])
+    deployed = {
+        name: str(value)
+        for name, value in configuration.get("Environment", {}).get("Variables", {}).items()
+    }
+    environment = {name: shell.get(name, value) for name, value in deployed.items()}
     return FunctionSetup(
         logical_id=logical_id,
-        handler=str(function.handler),
-        environment={k: str(v) for k, v in environment.items()},
-        memory=int(function.memory or 128),
-        timeout=int(function.timeout or 3),
+        handler=str(configuration["Handler"]),
+        environment=environment,
+        memory=int(configuration.get("MemorySize") or 128),
+        timeout=int(configuration.get("Timeout") or 3),
+        function_name=str(configuration["FunctionName"]),
     )
+
+
+def running_local_stack_state() -> dict[str, str] | None:
+    """The endpoint and stack of a running ``make local-stack``, if one answers."""
+    import urllib.request
+
+    try:
+        state: dict[str, str] = json.loads(LOCAL_STACK_STATE.read_text())
+        urllib.request.urlopen(f"{state['endpoint']}/moto-api/", timeout=2).close()
+    except (OSError, ValueError, KeyError):
+        return None
+    return state
 
 
 @contextlib.contextmanager
@@ -152,7 +135,7 @@ def invoke(setup: FunctionSetup, event: Any) -> Any:
     module = importlib.import_module(module_name)
     handler = getattr(module, attribute)
     context = LocalContext(
-        function_name=setup.logical_id,
+        function_name=setup.function_name or setup.logical_id,
         memory_limit_in_mb=setup.memory,
         timeout_seconds=setup.timeout,
         region=setup.environment.get("AWS_REGION", DEFAULT_REGION),
@@ -164,14 +147,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("function", help="logical id of the function in template.yaml")
     parser.add_argument("event", type=Path, help="JSON file with the event")
-    parser.add_argument("--params", default="", help='parameter overrides, "Name=Value ..."')
+    parser.add_argument(
+        "--stack", default="", help="a deployed stack (default: the running make local-stack)"
+    )
     args = parser.parse_args(argv)
     try:
         event = json.loads(args.event.read_text())
     except (OSError, json.JSONDecodeError) as error:
         print(f"EVENT={args.event}: cannot read a JSON event: {error}", file=sys.stderr)
         return 2
-    setup = function_setup(args.function, parse_params(args.params))
+    stack = args.stack
+    if not stack:
+        state = running_local_stack_state()
+        if state is None:
+            print(
+                "no stack to invoke: run `make local-stack` in another terminal, "
+                "or give STACK=<name> of a deployed stack",
+                file=sys.stderr,
+            )
+            return 2
+        from devtools.local_aws import LOCAL_CREDENTIALS
+
+        os.environ.update({**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": state["endpoint"]})
+        stack = state["stack"]
+        print(f"invoking {args.function} of {stack} at {state['endpoint']}", file=sys.stderr)
+    setup = deployed_setup(args.function, stack)
     try:
         with stdout_to_stderr():
             result = invoke(setup, event)

@@ -104,8 +104,9 @@ def pointed_at(local: LocalAws) -> Iterator[None]:
 def provision_template_resources(local: LocalAws, template_path: Path) -> dict[str, str]:
     """Create the template's tables, queues and topics in moto, named by logical id.
 
-    ``make invoke`` (like ``sam local invoke``) resolves a Ref to a resource to its logical
-    id, so the functions find these by the names their environment gives them.
+    For the benchmarks only, whose handlers read template.yaml's environment as
+    ``sam local invoke`` resolves it (a Ref to a resource becomes its logical id).
+    ``make invoke``, ``make demo`` and the tests run deployed stacks (devtools.local_stack).
     Returns logical id -> physical identifier (table name, queue URL, topic ARN).
     """
     resources = load_template(template_path).get("Resources", {})

@@ -558,7 +558,8 @@ def deploy_stack(
     from devtools.template import load_template
 
     parameters = dict(overrides or {})
-    parameters.setdefault("SlackWebhookSecretArn", local_slack_secret(local))
+    if "SlackWebhookSecretArn" not in parameters:
+        parameters["SlackWebhookSecretArn"] = local_slack_secret(local)
     template = sam_template if sam_template is not None else load_template()
     return deploy(local, transform(template, parameters), variant, parameters)
 

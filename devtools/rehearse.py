@@ -670,7 +670,8 @@ def rehearse_variant(
     """Transform, lint, scan, deploy and check one variant; never raises for a found problem."""
     sam_template = sam_template if sam_template is not None else load_template()
     parameters = {**VARIANTS.get(variant, {}), **(overrides or {})}
-    parameters.setdefault("SlackWebhookSecretArn", local_slack_secret(local))
+    if "SlackWebhookSecretArn" not in parameters:
+        parameters["SlackWebhookSecretArn"] = local_slack_secret(local)
     if parameters.get("ExampleWorkload") == "on":
         for name, value in example_network(local).items():
             parameters.setdefault(name, value)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +12,8 @@ from samcli.yamlhelper import yaml_parse
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
+#: Where a running ``make local-stack`` says which endpoint and stack ``make invoke`` uses.
+LOCAL_STACK_STATE = ROOT / ".aws-sam" / "local-stack.json"
 
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
@@ -106,3 +111,68 @@ def wildcard_grants(template: dict[str, Any]) -> list[str]:
                     ):
                         found.append(f"{logical_id}/{statement.get('Sid', '?')}: {action}")
     return found
+
+
+@dataclass
+class FunctionSetup:
+    """What a function runs with: handler, environment, limits."""
+
+    logical_id: str
+    handler: str
+    environment: dict[str, str]
+    memory: int
+    timeout: int
+    function_name: str = ""
+
+
+def function_setup(
+    logical_id: str,
+    params: Mapping[str, str] | None = None,
+    template: Path = TEMPLATE,
+    shell_env: Mapping[str, str] | None = None,
+) -> FunctionSetup:
+    """A function's handler and environment as ``sam local invoke`` resolves them.
+
+    The SAM CLI's own providers read the template: Refs to parameters resolve from
+    ``params`` or their defaults, Refs to resources to their logical ids. Used to read
+    values the template gives (chain rules); ``make invoke`` runs deployed functions.
+    """
+    from samcli.lib.providers.sam_function_provider import SamFunctionProvider
+    from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+    from samcli.local.lambdafn.env_vars import EnvironmentVariables
+
+    shell = dict(os.environ if shell_env is None else shell_env)
+    region = shell.get("AWS_REGION") or shell.get("AWS_DEFAULT_REGION") or "us-east-1"
+    stacks, _ = SamLocalStackProvider.get_stacks(
+        str(template),
+        parameter_overrides=dict(params or {}),
+        global_parameter_overrides={"AWS::Region": region},
+    )
+    provider = SamFunctionProvider(stacks, use_raw_codeuri=True)
+    function = provider.get(logical_id)
+    if function is None:
+        known = ", ".join(sorted(f.name for f in provider.get_all()))
+        raise SystemExit(f"FN={logical_id}: no such function in {template.name} (have: {known})")
+    variables = (function.environment or {}).get("Variables", {})
+    environment = EnvironmentVariables(
+        function.name,
+        function.memory,
+        function.timeout,
+        function.handler,
+        function.logging_config,
+        variables=variables,
+        shell_env_values=shell,
+        aws_creds={
+            "region": region,
+            "key": shell.get("AWS_ACCESS_KEY_ID", "testing"),
+            "secret": shell.get("AWS_SECRET_ACCESS_KEY", "testing"),
+            "sessiontoken": shell.get("AWS_SESSION_TOKEN", "testing"),
+        },
+    ).resolve()
+    return FunctionSetup(
+        logical_id=logical_id,
+        handler=str(function.handler),
+        environment={k: str(v) for k, v in environment.items()},
+        memory=int(function.memory or 128),
+        timeout=int(function.timeout or 3),
+    )

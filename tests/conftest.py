@@ -5,17 +5,14 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from devtools.local_aws import (
-    LOCAL_CREDENTIALS,
-    LocalAws,
-    create_batch_workload,
-    moto_server,
-    provision_template_resources,
-)
-from devtools.template import TEMPLATE
+from devtools.local_aws import LOCAL_CREDENTIALS, LocalAws, create_batch_workload, moto_server
+
+if TYPE_CHECKING:
+    from tests.integration.invoke import LocalStack
 
 
 @pytest.fixture(autouse=True)
@@ -46,8 +43,10 @@ def moto_endpoint() -> Iterator[LocalAws]:
 
 
 @pytest.fixture(scope="session")
-def local_stack(moto_endpoint: LocalAws) -> LocalAws:
-    """The moto server with template.yaml's tables, queues and topics and a Batch workload."""
-    provision_template_resources(moto_endpoint, TEMPLATE)
-    create_batch_workload(moto_endpoint.client)
-    return moto_endpoint
+def local_stack(moto_endpoint: LocalAws) -> LocalStack:
+    """template.yaml deployed with its defaults into the moto server, and a Batch workload
+    (queue ``feeds``, the job definitions the samples name) for its functions to submit to."""
+    from tests.integration.invoke import LocalStack, deploy_stack
+
+    batch = create_batch_workload(moto_endpoint.client)
+    return LocalStack(moto_endpoint, deploy_stack(moto_endpoint), batch)

@@ -1,18 +1,14 @@
 """Log notifier end to end: `make invoke` against a moto server and the local Slack stand-in.
 
-The function runs as a subprocess through devtools.invoke, with the environment template.yaml
-gives it; the webhook URL lives only in moto's Secrets Manager.
+The function runs as a subprocess through devtools.invoke, with the environment its deployed
+stack gives it; the webhook URL lives only in moto's Secrets Manager.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import gzip
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,76 +19,72 @@ from typing import Any
 
 import pytest
 
-from devtools.local_aws import LocalAws
+from devtools.rehearse import DeployedStack
 from devtools.sample_events import subscription_event
 from devtools.slack_receiver import Reply, SlackReceiver, payload_problems, slack_receiver
-from devtools.template import ROOT
+from tests.integration.invoke import (
+    ROOT,
+    SKIPPED_TYPES,
+    UNANSWERED_WEBHOOK,
+    Invocation,
+    LocalStack,
+    deploy_stack,
+    invoke,
+)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, SKIPPED_TYPES]
 
 EVENTS = ROOT / "events"
 
 
-@dataclass
-class Invocation:
-    returncode: int
-    result: Any
-    stderr: str
+#: The flood-control window of the stack the flood test deploys, in seconds.
+SHORT_WINDOW = 5
 
 
 @dataclass
 class Notifier:
-    """NotifierFunction as `make invoke` runs it, posting to its own Slack stand-in."""
+    """NotifierFunction of a deployed stack as `make invoke` runs it, posting to its own
+    Slack stand-in."""
 
-    local: LocalAws
+    stack: DeployedStack
     slack: SlackReceiver
-    secret_arn: str
 
-    def invoke(self, event: Path, params: str = "") -> Invocation:
-        completed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "devtools.invoke",
-                "NotifierFunction",
-                str(event),
-                "--params",
-                f"SlackWebhookSecretArn={self.secret_arn} {params}",
-            ],
-            env={**os.environ, **self.local.environ},
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=ROOT,
-            timeout=120,
-        )
-        result = json.loads(completed.stdout) if completed.returncode == 0 else None
-        return Invocation(completed.returncode, result, completed.stderr)
+    def invoke(self, event: Path, stack: DeployedStack | None = None) -> Invocation:
+        return invoke(stack or self.stack, "NotifierFunction", event)
 
 
-def ensure_table(local: LocalAws, name: str) -> None:
-    dynamodb = local.client("dynamodb")
-    if name in dynamodb.list_tables()["TableNames"]:
-        return
-    # another test of this worker may make it first
-    with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):
-        dynamodb.create_table(
-            TableName=name,
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+@pytest.fixture(scope="module")
+def webhook_secret(local_stack: LocalStack) -> str:
+    """A webhook secret of this module's own; each test points it at its Slack stand-in."""
+    arn: str = local_stack.client("secretsmanager").create_secret(
+        Name=f"batchwire/slack-{uuid.uuid4().hex[:8]}", SecretString=UNANSWERED_WEBHOOK
+    )["ARN"]
+    return arn
+
+
+@pytest.fixture(scope="module")
+def notifier_stack(local_stack: LocalStack, webhook_secret: str) -> DeployedStack:
+    """The stack deployed with SlackWebhookSecretArn=<the module's secret>."""
+    return deploy_stack(local_stack.local, {"SlackWebhookSecretArn": webhook_secret})
+
+
+@pytest.fixture(scope="module")
+def short_window_stack(local_stack: LocalStack, webhook_secret: str) -> DeployedStack:
+    """The stack deployed with the module's secret and AlertWindowSeconds=SHORT_WINDOW."""
+    parameters = {"SlackWebhookSecretArn": webhook_secret, "AlertWindowSeconds": str(SHORT_WINDOW)}
+    return deploy_stack(local_stack.local, parameters)
 
 
 @pytest.fixture
-def notifier(moto_endpoint: LocalAws) -> Iterator[Notifier]:
-    for table in ("AlertStateTable", "IdempotencyTable"):
-        ensure_table(moto_endpoint, table)
+def notifier(
+    local_stack: LocalStack, webhook_secret: str, notifier_stack: DeployedStack
+) -> Iterator[Notifier]:
+    """A Slack stand-in of this test's own, whose URL the webhook secret now holds."""
     with slack_receiver() as slack:
-        arn = moto_endpoint.client("secretsmanager").create_secret(
-            Name=f"batchwire/slack-{uuid.uuid4().hex[:8]}", SecretString=slack.url
-        )["ARN"]
-        yield Notifier(moto_endpoint, slack, arn)
+        local_stack.client("secretsmanager").put_secret_value(
+            SecretId=webhook_secret, SecretString=slack.url
+        )
+        yield Notifier(notifier_stack, slack)
 
 
 def write_event(tmp_path: Path, event: dict[str, Any]) -> Path:
@@ -154,21 +146,25 @@ def test_acceptance_slack_500_until_retries_are_spent_fails_the_invocation(
     assert notifier.slack.accepted == []
 
 
-def test_acceptance_flood_window_over_real_http(notifier: Notifier, tmp_path: Path) -> None:
-    # Given a 5-second window and the same error from three tasks of one log group
-    window = 5
+def test_acceptance_flood_window_over_real_http(
+    notifier: Notifier, short_window_stack: DeployedStack, tmp_path: Path
+) -> None:
+    # Given a stack deployed with a 5-second window and the same error from three tasks of one
+    # log group
+    window = SHORT_WINDOW
     group = f"/aws/batch/{uuid.uuid4().hex[:6]}"
     events = [
         write_event(tmp_path, subscription_event(group, f"d/default/{task}", [f"ERROR row {n}"]))
         for n, task in enumerate(("t1", "t2", "t3"))
     ]
-    params = f"AlertWindowSeconds={window}"
     # When two arrive together (started at once, however slow this machine is)...
     with ThreadPoolExecutor(max_workers=2) as pool:
-        together = list(pool.map(lambda event: notifier.invoke(event, params), events[:2]))
+        together = list(
+            pool.map(lambda event: notifier.invoke(event, short_window_stack), events[:2])
+        )
     # ...and the third after the window
     time.sleep(window + 0.2)
-    third = notifier.invoke(events[2], params)
+    third = notifier.invoke(events[2], short_window_stack)
     # Then one of the two and the third were posted, the third counting the one suppressed
     assert [run.returncode for run in (*together, third)] == [0, 0, 0]
     held_back = sorted(run.result["alerts"][0]["suppressedNow"] for run in together)

@@ -1,11 +1,8 @@
-"""RetrierFunction run as `make invoke` runs it, against moto over real HTTP."""
+"""RetrierFunction of a deployed stack run as `make invoke` runs it, against moto over HTTP."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,20 +10,27 @@ from typing import Any
 
 import pytest
 
-from devtools.ecs_local import EcsWorkload, create_ecs_workload, delay_queue_event, sample_event
+from devtools.ecs_local import (
+    CLUSTER,
+    EcsWorkload,
+    create_ecs_workload,
+    delay_queue_event,
+    sample_event,
+)
 from devtools.local_aws import LocalAws
-from devtools.template import ROOT
+from devtools.rehearse import DeployedStack
+from tests.integration.invoke import SKIPPED_TYPES, LocalStack, deploy_stack, invoke
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, SKIPPED_TYPES]
 
 
 @dataclass
 class Deployed:
-    """The retrier's queues, topic and table in moto, under names unique to this module."""
+    """A stack whose retrier relaunches into the ECS workload, and a queue on its topic."""
 
     local: LocalAws
+    stack: DeployedStack
     workload: EcsWorkload
-    environ: dict[str, str]
     delay_queue: str
     dead_letter_queue: str
     inbox: str
@@ -34,28 +38,9 @@ class Deployed:
     def invoke(self, event: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
         path = tmp_path / f"event-{uuid.uuid4().hex}.json"
         path.write_text(json.dumps(event))
-        params = (
-            f"RetrierSecurityGroupIds={self.workload.security_group} "
-            "RetrierBackoffIntervalSeconds=0"
-        )
-        completed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "devtools.invoke",
-                "RetrierFunction",
-                str(path),
-                "--params",
-                params,
-            ],
-            env={**os.environ, **self.local.environ, **self.environ},
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=ROOT,
-        )
-        assert completed.returncode == 0, completed.stderr[-3000:]
-        result: dict[str, Any] = json.loads(completed.stdout)
+        run = invoke(self.stack, "RetrierFunction", path)
+        assert run.returncode == 0, run.stderr[-3000:]
+        result: dict[str, Any] = run.result
         return result
 
     def take(self, queue: str) -> list[str]:
@@ -67,33 +52,35 @@ class Deployed:
 
 
 @pytest.fixture(scope="module")
-def deployed(moto_endpoint: LocalAws) -> Deployed:
-    suffix = uuid.uuid4().hex[:8]
-    sqs, sns = moto_endpoint.client("sqs"), moto_endpoint.client("sns")
-    table = f"retrier-it-{suffix}"
-    moto_endpoint.client("dynamodb").create_table(
-        TableName=table,
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
+def deployed(local_stack: LocalStack) -> Deployed:
+    """The stack deployed with the workload's security group and no backoff, its delay and
+    dead-letter queues, and an SQS queue subscribed to its NotificationTopic."""
+    local = local_stack.local
+    workload = create_ecs_workload(local.client("ec2"), local.client("ecs"))
+    stack = deploy_stack(
+        local,
+        {
+            "RetrierClusterNames": CLUSTER,
+            "RetrierSecurityGroupIds": workload.security_group,
+            "RetrierBackoffIntervalSeconds": "0",
+        },
     )
-    delay = sqs.create_queue(QueueName=f"retrier-delay-{suffix}")["QueueUrl"]
-    dead = sqs.create_queue(QueueName=f"retrier-dead-{suffix}")["QueueUrl"]
-    inbox = sqs.create_queue(QueueName=f"retrier-inbox-{suffix}")["QueueUrl"]
-    topic = sns.create_topic(Name=f"retrier-notes-{suffix}")["TopicArn"]
+    assert workload.cluster_arn.endswith(f"/{CLUSTER}")
+    sqs, sns = local.client("sqs"), local.client("sns")
+    inbox = sqs.create_queue(QueueName=f"retrier-inbox-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
+    topic = stack.physical_ids["NotificationTopic"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
-    workload = create_ecs_workload(moto_endpoint.client("ec2"), moto_endpoint.client("ecs"))
-    # Shell values win over the template's, as with `sam local invoke --env-vars`
-    environ = {
-        "IDEMPOTENCY_TABLE": table,
-        "RETRIER_DELAY_QUEUE_URL": delay,
-        "RETRIER_DEAD_LETTER_QUEUE_URL": dead,
-        "NOTIFICATION_TOPIC_ARN": topic,
-    }
-    return Deployed(moto_endpoint, workload, environ, delay, dead, inbox)
+    return Deployed(
+        local,
+        stack,
+        workload,
+        delay_queue=stack.physical_ids["RetrierDelayQueue"],
+        dead_letter_queue=stack.physical_ids["RetrierDeadLetterQueue"],
+        inbox=inbox,
+    )
 
 
 def test_exit_1_is_queued_for_relaunch_and_the_due_message_runs_the_task(

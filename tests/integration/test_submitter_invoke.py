@@ -1,4 +1,4 @@
-"""The submitter over real HTTP: `make invoke` path, moto server, events/ samples."""
+"""The submitter over real HTTP: `make invoke` on a deployed local stack, events/ samples."""
 
 from __future__ import annotations
 
@@ -7,20 +7,26 @@ from pathlib import Path
 
 import pytest
 
-from devtools.local_aws import LocalAws
-from tests.integration.invoke import ROOT, invoke
+from devtools.local_aws import pointed_at
+from tests.integration.invoke import (
+    ROOT,
+    SKIPPED_TYPES,
+    LocalStack,
+    invoke,
+    invoke_stack,
+)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, SKIPPED_TYPES]
 EVENTS = ROOT / "events"
 
 
-def test_schedule_sample_submits_jobs_once_per_firing(local_stack: LocalAws) -> None:
-    # Given the Scheduler sample event and the template's environment
+def test_schedule_sample_submits_jobs_once_per_firing(local_stack: LocalStack) -> None:
+    # Given the Scheduler sample event and the deployed submitter's environment
     event = EVENTS / "schedule.json"
 
     # When it is invoked twice, as Scheduler's at-least-once delivery may do
-    first = invoke(local_stack, "SubmitterFunction", event)
-    second = invoke(local_stack, "SubmitterFunction", event)
+    first = invoke(local_stack.stack, "SubmitterFunction", event)
+    second = invoke(local_stack.stack, "SubmitterFunction", event)
 
     # Then both print the same job ids as JSON on stdout, and Batch holds the jobs once
     assert first.returncode == 0, first.stderr
@@ -41,9 +47,9 @@ def test_schedule_sample_submits_jobs_once_per_firing(local_stack: LocalAws) -> 
     assert len(named) == 1
 
 
-def test_cron_sample_submits_lambda_broadbean(local_stack: LocalAws) -> None:
+def test_cron_sample_submits_lambda_broadbean(local_stack: LocalStack) -> None:
     # When the classic cron sample is invoked
-    run = invoke(local_stack, "SubmitterFunction", EVENTS / "cron-constant.json")
+    run = invoke(local_stack.stack, "SubmitterFunction", EVENTS / "cron-constant.json")
 
     # Then job Lambda-Broadbean is in queue feeds with PARALLELISM as the string "15"
     assert run.returncode == 0, run.stderr
@@ -55,7 +61,7 @@ def test_cron_sample_submits_lambda_broadbean(local_stack: LocalAws) -> None:
 
 
 def test_invalid_request_exits_non_zero_naming_the_field(
-    local_stack: LocalAws, tmp_path: Path
+    local_stack: LocalStack, tmp_path: Path
 ) -> None:
     # Given the old blueprint's integer environment value
     bad = tmp_path / "bad.json"
@@ -71,7 +77,7 @@ def test_invalid_request_exits_non_zero_naming_the_field(
     )
 
     # When it is invoked
-    run = invoke(local_stack, "SubmitterFunction", bad)
+    run = invoke(local_stack.stack, "SubmitterFunction", bad)
 
     # Then the run fails, stdout stays empty, and the error names the field
     assert run.returncode == 1
@@ -86,58 +92,59 @@ def test_invalid_request_exits_non_zero_naming_the_field(
     assert "x-job" not in names
 
 
-def test_environment_resolves_like_sam_local_invoke() -> None:
-    # Given the submitter in template.yaml
-    from devtools.invoke import function_setup
+def test_stack_gives_the_deployed_physical_table_name(local_stack: LocalStack) -> None:
+    # Given the submitter of a deployed stack
+    from devtools.invoke import deployed_setup
 
-    # When its environment is resolved
-    setup = function_setup("SubmitterFunction")
+    stack = local_stack.stack
 
-    # Then Refs to resources become logical ids and Globals are merged in
+    # When `make invoke STACK=<name>` reads its setup from the Lambda API
+    with pointed_at(local_stack.local):
+        setup = deployed_setup("SubmitterFunction", stack.name, shell_env={})
+
+    # Then it runs the deployed handler with the stack's own table, not the logical id
+    table = stack.physical_ids["IdempotencyTable"]
     assert setup.handler == "submitter.handler"
-    assert setup.environment["IDEMPOTENCY_TABLE"] == "IdempotencyTable"
+    assert setup.environment["IDEMPOTENCY_TABLE"] == table
+    assert table != "IdempotencyTable"
     assert setup.environment["POWERTOOLS_SERVICE_NAME"] == "submitter"
     assert setup.environment["POWERTOOLS_METRICS_NAMESPACE"] == "batchwire"
+    assert setup.function_name == stack.function_name("SubmitterFunction")
     assert setup.timeout == 60
 
 
-def test_params_override_parameter_defaults(tmp_path: Path) -> None:
-    # Given a template whose function environment refers to a parameter
-    from devtools.invoke import function_setup, parse_params
+def test_shell_variable_overrides_the_deployed_value(local_stack: LocalStack) -> None:
+    # Given a shell that sets the submitter's table to another name
+    from devtools.invoke import deployed_setup
 
-    template = tmp_path / "template.yaml"
-    template.write_text(
-        """
-Transform: AWS::Serverless-2016-10-31
-Parameters:
-  Window:
-    Type: Number
-    Default: 300
-Resources:
-  Fn:
-    Type: AWS::Serverless::Function
-    Properties:
-      Runtime: python3.13
-      Handler: app.handler
-      CodeUri: .
-      Environment:
-        Variables:
-          WINDOW_SECONDS: !Ref Window
-          REGION_SEEN: !Ref AWS::Region
-"""
-    )
+    shell = {"IDEMPOTENCY_TABLE": "table-from-the-shell"}
 
-    # When it is resolved with and without PARAMS
-    default = function_setup("Fn", template=template, shell_env={})
-    overridden = function_setup("Fn", parse_params("Window=60"), template=template, shell_env={})
+    # When the setup of the deployed submitter is read in that shell
+    with pointed_at(local_stack.local):
+        setup = deployed_setup("SubmitterFunction", local_stack.stack.name, shell_env=shell)
 
-    # Then the parameter default applies unless PARAMS overrides it
-    assert default.environment["WINDOW_SECONDS"] == "300"
-    assert overridden.environment["WINDOW_SECONDS"] == "60"
-    assert default.environment["REGION_SEEN"] == "us-east-1"
+    # Then the shell's value wins, and the other deployed values stay
+    assert setup.environment["IDEMPOTENCY_TABLE"] == "table-from-the-shell"
+    assert setup.environment["POWERTOOLS_SERVICE_NAME"] == "submitter"
 
 
-def test_unknown_function_is_named(local_stack: LocalAws) -> None:
-    run = invoke(local_stack, "NoSuchFunction", EVENTS / "schedule.json")
+def test_unknown_stack_exits_non_zero_naming_it(local_stack: LocalStack) -> None:
+    # Given a stack name that was never deployed
+    missing = "no-such-stack-" + local_stack.stack.name
+
+    # When `make invoke` is given it
+    run = invoke_stack(local_stack.local, missing, "SubmitterFunction", EVENTS / "schedule.json")
+
+    # Then it fails with nothing on stdout, naming the stack
     assert run.returncode != 0
-    assert "FN=NoSuchFunction: no such function" in run.stderr
+    assert run.stdout == ""
+    assert f"STACK={missing}: cannot read the stack" in run.stderr
+
+
+def test_unknown_function_is_named(local_stack: LocalStack) -> None:
+    # When a function the stack does not have is invoked
+    run = invoke(local_stack.stack, "NoSuchFunction", EVENTS / "schedule.json")
+
+    # Then it fails naming the function and the stack
+    assert run.returncode != 0
+    assert f"FN=NoSuchFunction: no such function in stack {local_stack.stack.name}" in run.stderr

@@ -9,7 +9,7 @@ import pytest
 
 from batchwire.chain_rules import DEFAULT_MESSAGE_VARIABLE, parse_chain_rules
 from batchwire.errors import ConfigurationError
-from devtools.invoke import function_setup
+from devtools.template import function_setup
 
 
 def document(*rules: dict[str, Any], **top: Any) -> str:
