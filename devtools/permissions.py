@@ -585,6 +585,12 @@ class Workloads:
             "RetrierBackoffIntervalSeconds": "0",
             "JobQueueNames": self.job_queue,
             "ScheduleJobQueue": self.job_queue,
+            # the queue dispatcher, on the same sample task definition the retrier runs
+            "DispatcherTaskFamily": self.ecs.task_definition_arn.rpartition("/")[2].split(":")[0],
+            "DispatcherClusterName": self.ecs.cluster_arn.rpartition("/")[2],
+            "DispatcherContainerName": "app",
+            "DispatcherSubnetIds": self.ecs.subnet,
+            "DispatcherSecurityGroupIds": self.ecs.security_group,
         }
 
     def schedule_event(self) -> dict[str, Any]:
@@ -616,6 +622,7 @@ def drive_functions(stack: DeployedStack, workloads: Workloads) -> list[RoleRun]
         run_as_role(stack, "SubmitterFunction", workloads.schedule_event()),
         run_as_role(stack, "ChainerFunction", sample("sns-job-finished.json")),
         run_as_role(stack, "NotifierFunction", sample("cloudwatch-logs-batch-traceback.json")),
+        run_as_role(stack, "DispatcherFunction", sample("sqs-work-messages.json")),
     ]
     task = run_scheduled_task(stack.local.client("ecs"), workloads.ecs)
     stopped = stopped_event(task, {"app": 1, "log-router": 0})

@@ -40,7 +40,17 @@ from typing import Any
 from devtools.local_aws import ACCOUNT_ID, REGION, LocalAws, moto_server
 from devtools.template import ROOT, TEMPLATE, load_template
 
-VARIANTS: dict[str, dict[str, str]] = {"default": {}, "example": {"ExampleWorkload": "on"}}
+#: The example variant also runs the queue dispatcher on the example task definition, with
+#: WorkTopic, so that every optional part of the template is created in one of the two.
+VARIANTS: dict[str, dict[str, str]] = {
+    "default": {},
+    "example": {
+        "ExampleWorkload": "on",
+        "DispatcherTaskFamily": "batchwire-example",
+        "DispatcherContainerName": "report",
+        "WorkTopicEnabled": "on",
+    },
+}
 ARTIFACT_BUCKET = "batchwire-rehearsal-artifacts"
 WORK_DIR = ROOT / ".aws-sam" / "rehearsal"
 #: The only parameter without a default: a secret made in the local Secrets Manager.
@@ -675,6 +685,7 @@ def rehearse_variant(
     if parameters.get("ExampleWorkload") == "on":
         for name, value in example_network(local).items():
             parameters.setdefault(name, value)
+            parameters.setdefault(name.replace("Example", "Dispatcher", 1), value)
     report = VariantReport(variant)
     try:
         transformed = transform(sam_template, parameters)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +77,9 @@ def _is_wildcard(resource: Any) -> bool:
     if not isinstance(resource, str):
         return False
     # "*" itself, or an ARN whose resource part is only "*" (every resource of a service)
-    return resource == "*" or (resource.split(":")[-1] == "*" and resource.count(":") >= 5)
+    # (a revision wildcard such as task-definition/NAME:* names one family, not the service)
+    plain = re.sub(r"\$\{[^}]*\}", "x", resource)  # ${AWS::Region} holds colons of its own
+    return plain == "*" or (plain.count(":") >= 5 and plain.split(":", 5)[5] == "*")
 
 
 def _is_mutating(action: str) -> bool:

@@ -63,6 +63,7 @@ def proof() -> Iterator[Proof]:
         ("ChainerFunction", 1, {"batch:SubmitJob", "dynamodb:PutItem"}),
         ("NotifierFunction", 1, {"secretsmanager:GetSecretValue", "dynamodb:UpdateItem"}),
         ("RetrierFunction", 2, {"ecs:DescribeTaskDefinition", "sqs:SendMessage", "ecs:RunTask"}),
+        ("DispatcherFunction", 1, {"ecs:ListTasks", "ecs:RunTask", "dynamodb:PutItem"}),
     ],
 )
 def test_each_function_succeeds_with_only_its_roles_permissions(
@@ -84,7 +85,8 @@ def test_runs_as_role_do_their_work(proof: Proof) -> None:
     [submitter] = proof.runs_of("SubmitterFunction")
     [_, relaunch] = proof.runs_of("RetrierFunction")
 
-    # Then the jobs are in Batch, the alert reached Slack and the failed task ran again
+    # Then the jobs are in Batch, the alert reached Slack, each work message got its task
+    # and the failed task ran again
     batch = proof.local.client("batch")
     ids = [job["jobId"] for job in submitter.result["jobs"]]
     names = sorted(job["jobName"] for job in batch.describe_jobs(jobs=ids)["jobs"])
@@ -92,8 +94,11 @@ def test_runs_as_role_do_their_work(proof: Proof) -> None:
     assert len(proof.slack.accepted) == 1
     assert relaunch.result == {"batchItemFailures": []}
     ecs = proof.local.client("ecs")
-    relaunched = ecs.list_tasks(cluster=proof.workloads.ecs.cluster_arn)["taskArns"]
-    assert len(relaunched) == 2  # the scheduled run and its relaunch
+    cluster = proof.workloads.ecs.cluster_arn
+    started = ecs.list_tasks(cluster=cluster, startedBy="batchwire-dispatch")["taskArns"]
+    assert len(started) == 3  # one per message of events/sqs-work-messages.json
+    everything = ecs.list_tasks(cluster=cluster)["taskArns"]
+    assert len(everything) == 3 + 2  # and the scheduled run and its relaunch
 
 
 def test_report_names_used_unused_and_unevaluated_conditions_per_role(proof: Proof) -> None:
@@ -105,6 +110,7 @@ def test_report_names_used_unused_and_unevaluated_conditions_per_role(proof: Pro
     # condition keys the local engine could not check
     assert sorted(summaries) == [
         "ChainerFunctionRole",
+        "DispatcherFunctionRole",
         "NotifierFunctionRole",
         "RetrierFunctionRole",
         "SubmitterFunctionRole",

@@ -36,16 +36,34 @@ def test_every_parameter_is_described() -> None:
     assert undocumented == []
 
 
+def _queue_mappings(function: str) -> list[str]:
+    """Queues consumed by an explicit event source mapping of ``function``."""
+    return [
+        resource["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]
+        for resource in TEMPLATE["Resources"].values()
+        if resource["Type"] == "AWS::Lambda::EventSourceMapping"
+        and resource["Properties"]["FunctionName"] == {"Ref": function}
+    ]
+
+
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
 def test_every_function_has_a_trigger(name: str) -> None:
-    assert FUNCTIONS[name]["Properties"].get("Events"), f"{name} has no trigger"
+    triggers = FUNCTIONS[name]["Properties"].get("Events") or _queue_mappings(name)
+    assert triggers, f"{name} has no trigger"
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_queue_mapping_has_a_dead_letter_queue(name: str) -> None:
+    for queue_id in _queue_mappings(name):
+        redrive = TEMPLATE["Resources"][queue_id]["Properties"].get("RedrivePolicy", {})
+        assert redrive.get("deadLetterTargetArn"), f"{name}: queue {queue_id}"
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
 def test_every_trigger_has_a_failure_path(name: str) -> None:
     # Given a function's triggers
     props = FUNCTIONS[name]["Properties"]
-    events = props["Events"]
+    events = props.get("Events", {})
 
     # Then asynchronous ones end in an on-failure destination, queues in a dead-letter queue,
     # and Scheduler / EventBridge targets in their own dead-letter queue
