@@ -293,6 +293,7 @@ def retrier_relaunch_event() -> dict[str, Any]:
         "eventId": event["id"],
         "task": detail,
         "cause": "container app exited 1",
+        "messageId": None,  # a scheduled task: started for no queued message
     }
     message = {
         "kind": "relaunch",
@@ -323,3 +324,37 @@ def retrier_relaunch_event() -> dict[str, Any]:
             }
         ]
     }
+
+
+# ------------------------------------------------------------------ dispatcher
+
+
+def largest_work_batch(
+    records: int = SQS_BATCH_SIZE, message_bytes: int = SQS_MAX_MESSAGE_BYTES
+) -> dict[str, Any]:
+    """An SQS batch of ``records`` WorkQueue messages of ``message_bytes`` each, as Lambda
+    delivers them to the dispatcher: far over the 8,192 characters of container overrides,
+    so each goes through S3 (``DISPATCHER_PAYLOAD_BUCKET``) before its task starts."""
+    event_records = []
+    for index in range(records):
+        head = f"s3://feeds-inbox/2026-11-23/part-{index:02d}.csv\n"
+        body = head + "r" * (message_bytes - len(head))
+        event_records.append(
+            {
+                "messageId": f"00000000-0000-4000-9000-{index:012d}",
+                "receiptHandle": f"AQEBwork{index:04d}",
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1795400999183",
+                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                    "ApproximateFirstReceiveTimestamp": "1795400999271",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:WorkQueue",
+                "awsRegion": "us-east-1",
+            }
+        )
+    return {"Records": event_records}

@@ -58,6 +58,9 @@ class HandlerSpec:
     memory: bool = True
     #: False where the per-event figure comes from a handler-specific benchmark (notifier).
     warm: bool = True
+    #: True: the warm row is per record of the event (an SQS batch: per message), the
+    #: per-event figures going to its note.
+    per_record: bool = False
     #: Module with ``run(spec) -> list[dict]`` of handler-specific rows (bench/notifier.py).
     extra: str | None = None
     #: Memory and extra benchmarks run against a moto server holding the template's tables
@@ -149,6 +152,19 @@ _RETRIER_STUBS = (
     ClientStub("once.persistence.client", _IDEMPOTENCY_FIRST_DELIVERY),
 )
 
+#: The template parameters that turn the dispatcher on (Fargate needs a subnet), and what a
+#: deploy sets in place of the template's references (WorkQueue's URL; the payload bucket's
+#: name, whose logical id is no bucket name).
+_DISPATCHER_PARAMETERS = {
+    "DispatcherTaskFamily": "nightly-report",
+    "DispatcherSubnetIds": "subnet-0a1b2c3d4e5f60718",
+    "DispatcherSecurityGroupIds": "sg-0a1b2c3d4e5f60718",
+}
+_DISPATCHER_RESOURCES = {
+    "DISPATCHER_WORK_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/WorkQueue",
+    "DISPATCHER_PAYLOAD_BUCKET": "batchwire-workpayloadbucket-0a1b2c3d4e5f",
+}
+
 #: Never reached: every post is answered in-process (``slack=True``).
 _BENCH_WEBHOOK_URL = "https://hooks.slack.com/services/T0BENCH/B0BENCH/bench"
 #: What the cold run is deployed with (init reads no secret); the other runs get the ARN of
@@ -227,6 +243,27 @@ REGISTRY: tuple[HandlerSpec, ...] = (
         extra="bench.notifier",
         local_aws=True,
         slack=True,
+    ),
+    HandlerSpec(
+        name="dispatcher",
+        module="dispatcher",
+        function="DispatcherFunction",
+        # 3 WorkQueue messages (the third a WorkTopic notification), room for all: 3 tasks
+        event="events/sqs-work-messages.json",
+        naive="bench.naive.dispatcher",
+        stubs=(
+            ClientStub("clients.ecs", {"list_tasks": {"taskArns": []}, **_RUN_TASK}),
+            ClientStub("clients.sqs", {"change_message_visibility": {}}),
+            ClientStub(
+                "clients.s3", {"put_object": {"ETag": '"9b2cf535f27731c974343645a3985328"'}}
+            ),
+            ClientStub("once.persistence.client", _IDEMPOTENCY_FIRST_DELIVERY),
+        ),
+        naive_stubs=(ClientStub("ecs", _RUN_TASK),),
+        largest_event=payloads.largest_work_batch,
+        per_record=True,
+        parameters=_DISPATCHER_PARAMETERS,
+        environment=_DISPATCHER_RESOURCES,
     ),
 )
 

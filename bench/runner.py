@@ -205,16 +205,27 @@ def measure_warm(spec: HandlerSpec, env: Mapping[str, str], settings: Settings) 
     if cold_calls != handler.ready["calls_per_event"]:
         calls += f" (first invocation: {_describe_calls(cold_calls)})"
     naive_calls = _describe_calls(naive.ready["calls_per_event"])
+    mine_cpu, naive_cpu = median(cpu["handler"]), median(cpu["naive"])
+    unit, per_unit = "event", 1
+    if spec.per_record:
+        unit, per_unit = "message", len(spec.load_event()["Records"])
     return [
         Row(
-            f"{spec.name}: warm, CPU ms per event (stubbed AWS)",
-            median(cpu["handler"]),
-            median(cpu["naive"]),
+            f"{spec.name}: warm, CPU ms per {unit} (stubbed AWS)",
+            mine_cpu / per_unit,
+            naive_cpu / per_unit,
             WARM_DELTA,
             unit="ms",
             note=(
                 f"median of {settings.rounds} rounds of {settings.events} events on "
-                f"{spec.event}; wall time {median(per_event['handler']):.2f} vs "
+                f"{spec.event}"
+                + (
+                    f", {per_unit} messages each: per event {mine_cpu:.2f} vs {naive_cpu:.2f} "
+                    "ms CPU"
+                    if spec.per_record
+                    else ""
+                )
+                + f"; wall time per event {median(per_event['handler']):.2f} vs "
                 f"{median(per_event['naive']):.2f} ms; AWS calls per event: handler {calls}, "
                 f"naive {naive_calls} (stubbed: no network time in either); first invocation "
                 f"{handler.ready['first_cpu_seconds'] * 1000:.1f} vs "

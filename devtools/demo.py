@@ -22,7 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devtools.ecs_local import delay_queue_event, run_scheduled_task, stopped_event
+from devtools.ecs_local import (
+    CLUSTER,
+    FAMILY,
+    delay_queue_event,
+    run_scheduled_task,
+    stopped_event,
+)
 from devtools.local_aws import LocalAws
 from devtools.local_stack import LocalStack, running_local_stack
 from devtools.slack_receiver import SlackReceiver
@@ -31,12 +37,19 @@ from devtools.template import ROOT
 EVENTS = ROOT / "events"
 STACK_NAME = "batchwire-demo"
 #: What the stages need of the deployed stack: a short backoff and three attempts, so the
-#: retry stage gives up within seconds. The Slack secret and the retrier's security group
-#: are set by ``running_local_stack``.
+#: retry stage gives up within seconds; the queue dispatcher on, running the ECS workload's
+#: task definition, three tasks at most, and a deferred message back after a second. The
+#: Slack secret, the retrier's security group and the dispatcher's subnet and security group
+#: (the ECS workload's, created before the deploy) are set by ``running_local_stack``.
 PARAMETERS = {
     "RetrierBackoffIntervalSeconds": "1",
     "RetrierBackoffRate": "2",
     "RetrierMaxAttempts": "3",
+    "DispatcherTaskFamily": FAMILY,
+    "DispatcherClusterName": CLUSTER,
+    "DispatcherContainerName": "app",
+    "DispatcherMaxTasks": "3",
+    "DispatcherBusyBackoffSeconds": "1",
 }
 
 
@@ -65,6 +78,13 @@ class DemoRun:
 
     def invoke(self, function: str, event: Path | dict[str, Any]) -> Any:
         """Run a deployed function as ``make invoke STACK=...`` does; return its result."""
+        result, _ = self.invoke_logged(function, event)
+        return result
+
+    def invoke_logged(
+        self, function: str, event: Path | dict[str, Any]
+    ) -> tuple[Any, list[dict[str, Any]]]:
+        """Run a deployed function; return its result and the JSON log records it wrote."""
         if isinstance(event, dict):
             path = ROOT / ".venv" / f"demo-{function}.json"
             path.write_text(json.dumps(event))
@@ -80,7 +100,10 @@ class DemoRun:
         )
         if completed.returncode != 0:
             raise RuntimeError(f"{function} failed:\n{completed.stderr[-3000:]}")
-        return json.loads(completed.stdout)
+        records = [
+            json.loads(line) for line in completed.stderr.splitlines() if line.startswith("{")
+        ]
+        return json.loads(completed.stdout), records
 
 
 def say(title: str) -> None:
@@ -209,7 +232,7 @@ def stage_retry(run: DemoRun) -> None:
     show("scheduled run", {"taskArn": task["taskArn"], "startedBy": task["startedBy"]})
     origin = task["taskArn"].rsplit("/", 1)[-1]
     for _ in range(10):
-        event = stopped_event(task, {"app": 1, "log-router": 0})
+        event = task_stops(ecs, task, {"app": 1, "log-router": 0})
         say(
             f"Task {task['taskArn'].rsplit('/', 1)[-1][:8]} STOPPED (app exited 1): RetrierFunction"
         )
@@ -241,6 +264,197 @@ def stage_retry(run: DemoRun) -> None:
     before = len(run.slack.accepted)
     run.invoke("NotifierFunction", lambda_sns_event(envelope, subscription))
     show("Slack received", [post["text"] for post in run.slack.accepted[before:]])
+
+
+def task_stops(ecs: Any, task: dict[str, Any], exit_codes: dict[str, int]) -> dict[str, Any]:
+    """Play ECS: the task stops with these exit codes; its STOPPED event for the retrier.
+
+    The task is stopped in the local ECS too, so it no longer counts as running (the
+    dispatcher counts the family's running tasks).
+    """
+    ecs.stop_task(
+        cluster=task["clusterArn"], task=task["taskArn"], reason="Essential container exited"
+    )
+    return stopped_event(task, exit_codes)
+
+
+#: What producers queue for the dispatcher. The demo's tasks for the first three end with
+#: exit 0 (done), 3 (rejected: bad input) and 4 (not processed); the fourth finds no room.
+WORK = (
+    '{"feed": "s3://feeds-inbox/2026-11-23/orders.csv", "rows": 12040}',
+    '{"feed": "s3://feeds-inbox/2026-11-23/returns.csv", "rows": -1}',
+    '{"feed": "s3://feeds-inbox/2026-11-23/partners.csv", "rows": 1830}',
+    '{"feed": "s3://feeds-inbox/2026-11-23/refunds.csv", "rows": 212}',
+)
+
+
+def stage_dispatch(run: DemoRun) -> None:
+    """Messages in, tasks out; the retrier owns how each task ends (exit-code contract)."""
+    ecs, sqs = run.local.client("ecs"), run.local.client("sqs")
+    queue_url = run.physical_id("WorkQueue")
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    poller = WorkQueuePoller(run, queue_url, queue_arn["Attributes"]["QueueArn"])
+    inbox = subscribe_queue(run, "dispatcher-demo-inbox")
+    environment = run.running.stack.function_environment("DispatcherFunction")
+    say(f"Producers send {len(WORK)} messages to WorkQueue")
+    for body in WORK:
+        message_id = sqs.send_message(QueueUrl=queue_url, MessageBody=body)["MessageId"]
+        poller.sent.append(message_id)
+        show("sent", f"{message_id[:8]}  {body}")
+
+    max_tasks = environment["DISPATCHER_MAX_TASKS"]
+    say(
+        f"Lambda's SQS poller (played here) hands them to DispatcherFunction "
+        f"(DispatcherMaxTasks={max_tasks})"
+    )
+    started = poller.dispatch(len(WORK))
+    [deferred] = [poller.logged(m, "deferred") for m in poller.sent if m not in started]
+
+    first = started[poller.sent[0]]
+    say(f"ECS: task {short_id(first['taskArn'])} stops, app exited 0 (done): RetrierFunction")
+    decided = run.invoke("RetrierFunction", task_stops(ecs, first, {"app": 0, "log-router": 0}))
+    show("decision", {k: decided.get(k) for k in ("action", "reason")})
+
+    backoff = environment["DISPATCHER_BUSY_BACKOFF_SECONDS"]
+    say(f"The deferred message is back after {backoff} s and a task has stopped: it runs now")
+    started |= poller.dispatch(1)
+    last = started[deferred["messageId"]]
+
+    second = started[poller.sent[1]]
+    say(f"ECS: task {short_id(second['taskArn'])} stops, app exited 3 (bad input): RetrierFunction")
+    decided = run.invoke("RetrierFunction", task_stops(ecs, second, {"app": 3, "log-router": 0}))
+    show("decision", {k: decided.get(k) for k in ("action", "reason", "notified")})
+    say("... its task-rejected notice on NotificationTopic reaches Slack via the notifier")
+    envelope = json.loads(wait_for_message(sqs, inbox, 0))
+    subscription = f"{run.physical_id('NotificationTopic')}:demo-notifier"
+    before = len(run.slack.accepted)
+    run.invoke("NotifierFunction", lambda_sns_event(envelope, subscription))
+    show("Slack received", [post["text"] for post in run.slack.accepted[before:]])
+
+    third = started[poller.sent[2]]
+    say(f"ECS: task {short_id(third['taskArn'])} stops, app exited 4 (put aside): RetrierFunction")
+    decided = run.invoke("RetrierFunction", task_stops(ecs, third, {"app": 4, "log-router": 0}))
+    show("decision", {k: decided.get(k) for k in ("action", "reason", "deadLettered")})
+    record = json.loads(wait_for_message(sqs, run.physical_id("RetrierDeadLetterQueue"), 0))
+    show(
+        "dead-letter record (RetrierDeadLetterQueue)",
+        {k: record.get(k) for k in ("kind", "reason", "attempt", "taskArn")}
+        | {"Message": container_environment(record["task"])["Message"]},
+    )
+    running = ecs.list_tasks(cluster=CLUSTER, family=FAMILY, desiredStatus="RUNNING")["taskArns"]
+    show("tasks still running", [short_id(arn) for arn in running])
+    if running != [last["taskArn"]]:
+        raise RuntimeError(f"expected only {last['taskArn']} still running, ECS has {running}")
+
+
+def container_environment(task: dict[str, Any]) -> dict[str, str]:
+    """The dispatched container's environment overrides, by name."""
+    [override] = task["overrides"]["containerOverrides"]
+    return {item["name"]: item["value"] for item in override.get("environment", [])}
+
+
+def short_id(task_arn: str) -> str:
+    return task_arn.rsplit("/", 1)[-1][:8]
+
+
+class WorkQueuePoller:
+    """Plays Lambda's SQS poller for WorkQueue (moto runs none): receive, invoke the
+    dispatcher with the batch, delete the messages it did not report as failures."""
+
+    def __init__(self, run: DemoRun, queue_url: str, queue_arn: str) -> None:
+        self.run, self.queue_url, self.queue_arn = run, queue_url, queue_arn
+        self.sent: list[str] = []
+        self.logs: list[dict[str, Any]] = []
+        # moto's own poller would receive each message at every send (counting a delivery)
+        # and try to run the function in Docker; this one stands in for it instead
+        run.local.client("lambda").update_event_source_mapping(
+            UUID=run.physical_id("DispatcherWorkMessages"), Enabled=False
+        )
+
+    def dispatch(self, count: int) -> dict[str, dict[str, Any]]:
+        """Hand ``count`` messages to DispatcherFunction; the tasks started, by message id."""
+        sqs, ecs = self.run.local.client("sqs"), self.run.local.client("ecs")
+        messages = self.receive(sqs, count)
+        result, self.logs = self.run.invoke_logged(
+            "DispatcherFunction", lambda_sqs_event(messages, self.queue_arn)
+        )
+        failed = {item["itemIdentifier"] for item in result["batchItemFailures"]}
+        for message in messages:
+            if message["MessageId"] not in failed:
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        [batch] = [log for log in self.logs if log.get("message") == "batch dispatched"]
+        show(
+            "batch",
+            {k: batch[k] for k in ("runningBefore", "maxTasks", "started", "deferred", "refused")},
+        )
+        started: dict[str, dict[str, Any]] = {}
+        for message in messages:
+            arn = self.logged(message["MessageId"], "started").get("taskArn")
+            if arn is None:
+                outcome = self.logged(message["MessageId"], "deferred")
+                show(
+                    f"deferred {message['MessageId'][:8]}",
+                    f"{outcome['reason']}; back in {outcome['backInSeconds']} s",
+                )
+                continue
+            [task] = ecs.describe_tasks(cluster=CLUSTER, tasks=[arn])["tasks"]
+            started[message["MessageId"]] = task
+            env = container_environment(task)
+            show(
+                f"task {short_id(arn)} started",
+                f"startedBy {task['startedBy']}, MessageId {env['MessageId'][:8]}, "
+                f"ApproximateReceiveCount {env['ApproximateReceiveCount']}, "
+                f"Message {env['Message']}",
+            )
+        show(
+            "batchItemFailures",
+            [item["itemIdentifier"][:8] for item in result["batchItemFailures"]],
+        )
+        return started
+
+    def logged(self, message_id: str, status: str) -> dict[str, Any]:
+        """The dispatcher's log record of ``message_id`` if its outcome was ``status``."""
+        for log in self.logs:
+            if log.get("messageId") == message_id and log.get("status") == status:
+                return log
+        return {}
+
+    def receive(self, sqs: Any, count: int) -> list[dict[str, Any]]:
+        """``count`` messages, in the order they were sent (they stay until deleted)."""
+        received: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + 15
+        while len(received) < count and time.monotonic() < deadline:
+            answer = sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=1,
+                AttributeNames=["All"],
+            )
+            for message in answer.get("Messages", []):
+                received[message["MessageId"]] = message
+        if len(received) < count:
+            raise RuntimeError(f"{len(received)} of {count} messages arrived in {self.queue_url}")
+        return sorted(received.values(), key=lambda message: self.sent.index(message["MessageId"]))
+
+
+def lambda_sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """Messages received from a queue, shaped as Lambda's SQS poller delivers them."""
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": message.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": message["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": queue_arn.split(":")[3],
+            }
+            for message in messages
+        ]
+    }
 
 
 def subscribe_queue(run: DemoRun, name: str) -> str:
@@ -290,7 +504,13 @@ def stage_notify(run: DemoRun) -> None:
     show("Slack received", run.slack.accepted[-1]["text"])
 
 
-STAGES: list[Callable[[DemoRun], None]] = [stage_schedule, stage_chain, stage_notify, stage_retry]
+STAGES: list[Callable[[DemoRun], None]] = [
+    stage_schedule,
+    stage_chain,
+    stage_notify,
+    stage_retry,
+    stage_dispatch,
+]
 
 
 def show_deployed(running: LocalStack) -> None:
@@ -306,6 +526,12 @@ def show_deployed(running: LocalStack) -> None:
     skipped = [f"{kind} ({len(ids)})" for kind, ids in sorted(stack.skipped.items())]
     show("skipped by the local engine", ", ".join(skipped) or "none")
     show("parameters", " ".join(f"{name}={value}" for name, value in PARAMETERS.items()))
+    dispatcher = stack.function_environment("DispatcherFunction")
+    show(
+        "dispatcher's tasks run in",
+        f"subnet {dispatcher['DISPATCHER_SUBNETS']}, security group "
+        f"{dispatcher['DISPATCHER_SECURITY_GROUPS']} (the ECS workload's)",
+    )
 
 
 def main() -> int:

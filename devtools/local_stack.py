@@ -69,9 +69,10 @@ def running_local_stack(
 ) -> Iterator[LocalStack]:
     """A moto server, a Slack stand-in, the workloads and the deployed stack, for a block.
 
-    The ECS workload's cluster is the retrier's default (``batch-jobs``) and its security
-    group is the retrier's; the Batch queue and definitions are the defaults the sample
-    events and chain rules name (``feeds``, ``feedstream-Broadbean``, ``feedstream-consumer``).
+    The ECS workload's cluster is the retrier's default (``batch-jobs``), its security group
+    the retrier's, and its subnet and group the dispatcher's (when ``DispatcherTaskFamily``
+    turns it on); the Batch queue and definitions are the defaults the sample events and
+    chain rules name (``feeds``, ``feedstream-Broadbean``, ``feedstream-consumer``).
     """
     with moto_server() as local, slack_receiver() as slack:
         batch = create_batch_workload(local.client)
@@ -79,6 +80,9 @@ def running_local_stack(
         values = {
             "SlackWebhookSecretArn": local_slack_secret(local, slack.url),
             "RetrierSecurityGroupIds": ecs.security_group,
+            # where the dispatcher's tasks run, when DispatcherTaskFamily turns it on
+            "DispatcherSubnetIds": ecs.subnet,
+            "DispatcherSecurityGroupIds": ecs.security_group,
             **(parameters or {}),
         }
         stack = deploy_local_stack(local, values, stack_name)

@@ -40,7 +40,9 @@ logger = Logger()
 tracer = Tracer(patch_modules=["botocore"])
 metrics = Metrics()
 settings = load_settings(DispatcherSettings)
-clients = DispatcherClients(ecs=boto3.client("ecs"), sqs=boto3.client("sqs"))
+clients = DispatcherClients(
+    ecs=boto3.client("ecs"), sqs=boto3.client("sqs"), s3_factory=lambda: boto3.client("s3")
+)
 once = OnceStore(settings.idempotency_table, IDEMPOTENCY_PREFIX, settings.idempotency_ttl_seconds)
 
 # What init made lives as long as the process: frozen, later collections skip it. The few
@@ -73,6 +75,8 @@ def report(result: DispatchResult) -> None:
         if name:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
         if outcome.status == "started":
+            if outcome.message_s3_uri:  # its task reads the message from S3 (MessageS3Uri)
+                metrics.add_metric(name="MessagesViaS3", unit=MetricUnit.Count, value=1)
             logger.info("task started for the message", extra=fields)
         elif outcome.status == "duplicate":
             logger.info("message delivered again; its task was started before", extra=fields)

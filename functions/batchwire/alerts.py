@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from batchwire.errors import RequestError
+from batchwire.slack import MAX_FIELDS
 
 SEVERITIES = ("info", "warning", "error", "critical")
 
@@ -417,9 +418,12 @@ def _retrier_alert(
     family = _last_part(str(body.get("taskDefinitionArn") or ""))
     exit_code = body.get("exitCode")
     attempt, max_attempts = body.get("attempt"), body.get("maxAttempts")
+    account = str(body.get("account") or "")
     facts = (
         ("Task definition", family),
         ("Task id", task_id),
+        # only a task started for a queued message (the dispatcher's) names one
+        ("Message id", str(body.get("messageId") or "")),
         ("Cluster", cluster),
         ("Group", str(body.get("group") or "")),
         ("Container", str(body.get("container") or "")),
@@ -444,7 +448,12 @@ def _retrier_alert(
         signature=f"{kind} {family.split(':')[0]} {body.get('stopCode')} {exit_code} "
         f"{body.get('reason') or ''}",
         summary=str(body.get("summary") or ""),
-        facts=tuple((label, value) for label, value in facts if value),
+        facts=_within_fields(
+            [(label, value) for label, value in facts if value],
+            # the formatter adds Account and Region to the same section
+            MAX_FIELDS - bool(account) - bool(region),
+            family.split(":")[0],
+        ),
         lines=tuple(lines),
         match_count=1,
         last_seen=_parse_time(sns.get("Timestamp")),
@@ -452,5 +461,28 @@ def _retrier_alert(
         if region and cluster and task_id
         else (),
         region=region,
-        account=str(body.get("account") or ""),
+        account=account,
     )
+
+
+def _within_fields(
+    facts: list[tuple[str, str]], room: int, family: str
+) -> tuple[tuple[str, str], ...]:
+    """The retrier's facts in at most ``room`` Slack fields, none of them lost.
+
+    A task started for a queued message has one fact more (Message id) than Slack's ten
+    fields hold with Account and Region. What goes first says least: the Group when it is
+    ECS's default ``family:<family>`` (the task definition says it), then the Stop code,
+    which joins the Exit code. A scheduled task's facts fit and are left as they are.
+    """
+    if len(facts) > room:
+        facts = [fact for fact in facts if fact != ("Group", f"family:{family}")]
+    codes = dict(facts)
+    if len(facts) > room and "Stop code" in codes and "Exit code" in codes:
+        joined = f"{codes['Exit code']} ({codes['Stop code']})"
+        facts = [
+            ("Exit code", joined) if label == "Exit code" else (label, value)
+            for label, value in facts
+            if label != "Stop code"
+        ]
+    return tuple(facts)

@@ -2,7 +2,9 @@
 
 :func:`dispatch_messages` takes the SQS event of the work queue and starts, for each
 message, one task of the configured task definition whose container gets the message in
-its environment (watchbot's names: ``Message``, ``Subject``, ``MessageId``...). What the
+its environment (watchbot's names: ``Message``, ``Subject``, ``MessageId``...). A message
+too large for ECS's container overrides is put in S3 first (``DISPATCHER_PAYLOAD_BUCKET``)
+and the task gets its location, ``MessageS3Uri``, instead of ``Message``. What the
 task then does with it, and whether it runs again, is the task's and the retrier's
 business: a task started here is attempt 1 for the retrier (``startedBy`` is not its
 marker), which relaunches it with the same overrides when it fails.
@@ -12,11 +14,13 @@ Every record ends in one of five outcomes (:class:`DispatchOutcome`):
 - ``started``: RunTask started a task; the message is deleted from the queue.
 - ``duplicate``: an earlier delivery of the same message started its task already.
 - ``deferred``: no room (``DISPATCHER_MAX_TASKS``), RunTask placed no task
-  (``failures[]``) or was throttled; the message comes back after
+  (``failures[]``), or RunTask or the S3 upload was throttled; the message comes back after
   ``DISPATCHER_BUSY_BACKOFF_SECONDS`` and nothing is recorded against it.
-- ``refused``: the message cannot be run (bad SNS envelope, too large); no RunTask call,
-  SQS delivers it again until the queue's redrive policy moves it to the dead-letter queue.
-- ``failed``: any other error; SQS delivers it again, then dead-letters it.
+- ``refused``: the message cannot be run (bad SNS envelope, too large with the S3 route off
+  or even with it); no RunTask call, SQS delivers it again until the queue's redrive policy
+  moves it to the dead-letter queue.
+- ``failed``: any other error (the S3 upload refused included: no RunTask call); SQS
+  delivers it again, then dead-letters it.
 
 Only the first two are successes of the batch; the others are ``batchItemFailures``.
 """
@@ -27,7 +31,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
@@ -47,11 +51,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from batchwire.config import IdempotentSettings
 from batchwire.errors import RequestError
 from batchwire.idempotency import RunOnce
-from batchwire.retrier import TRANSIENT_ERROR_CODES, run_task
-from batchwire.task_events import MAX_CLIENT_TOKEN, task_family
+from batchwire.task_events import MAX_CLIENT_TOKEN, TRANSIENT_ERROR_CODES, run_task, task_family
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
 #: Prefix of the idempotency records the dispatcher writes.
@@ -62,9 +66,29 @@ STARTED_BY = "batchwire-dispatch"
 MESSAGE_ID_TAG = "batchwire:message-id"
 #: ECS refuses container overrides (JSON formatting characters included) over this size.
 MAX_OVERRIDE_CHARACTERS = 8192
+#: The variable that replaces ``Message`` when the message went through S3.
+MESSAGE_S3_URI = "MessageS3Uri"
+#: How a stored message is typed: an SQS message body is text, stored as UTF-8.
+PAYLOAD_CONTENT_TYPE = "text/plain; charset=utf-8"
+#: S3 error codes worth trying again later (besides any 5xx answer).
+S3_TRANSIENT_ERROR_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "ServiceUnavailable",
+        "InternalError",
+        "RequestTimeout",
+    }
+)
 
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _CLUSTER_ARN = re.compile(r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:cluster/[A-Za-z0-9_-]{1,255}$")
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# What may stand in an object key as it is (S3's safe characters, minus the ones IAM and
+# URIs treat specially); any other identity is hashed.
+_KEY_SAFE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 _TASK_DEFINITION = re.compile(
     r"^(arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task-definition/)?[A-Za-z0-9_-]{1,255}(:[1-9]\d*)?$"
 )
@@ -107,6 +131,10 @@ class DispatcherSettings(IdempotentSettings, frozen=True, kw_only=True):
     busy_backoff_seconds: Annotated[int, msgspec.Meta(ge=0, le=43200)] = msgspec.field(
         name="DISPATCHER_BUSY_BACKOFF_SECONDS", default=60
     )
+    #: Where messages too large for the overrides go; empty: they are refused.
+    payload_bucket: str = msgspec.field(name="DISPATCHER_PAYLOAD_BUCKET", default="")
+    #: Key prefix of those messages, the one the dispatcher may write and tasks may read.
+    payload_prefix: str = msgspec.field(name="DISPATCHER_PAYLOAD_PREFIX", default="work-messages/")
 
     def __post_init__(self) -> None:
         if not (_CLUSTER_NAME.match(self.cluster) or _CLUSTER_ARN.match(self.cluster)):
@@ -140,6 +168,19 @@ class DispatcherSettings(IdempotentSettings, frozen=True, kw_only=True):
                 "environment variable DISPATCHER_SECURITY_GROUPS is set but DISPATCHER_SUBNETS "
                 "is empty: security groups apply to awsvpc tasks only; give the subnets too"
             )
+        if self.payload_bucket and not _BUCKET_NAME.match(self.payload_bucket):
+            raise ValueError(
+                f"environment variable DISPATCHER_PAYLOAD_BUCKET: {self.payload_bucket!r} is "
+                "not an S3 bucket name (3-63 lowercase letters, digits, . and -); give the "
+                "name, not an ARN or s3:// URI, or leave it empty to turn the S3 route off"
+            )
+        if not self.payload_prefix.endswith("/"):
+            raise ValueError(
+                f"environment variable DISPATCHER_PAYLOAD_PREFIX: {self.payload_prefix!r} "
+                f"must end with '/', e.g. {self.payload_prefix + '/'!r}: the dispatcher's and "
+                "the tasks' policies grant <bucket>/<prefix>*, which without the slash also "
+                "covers every key that merely starts with it"
+            )
 
     @property
     def family(self) -> str:
@@ -152,10 +193,32 @@ class DispatcherSettings(IdempotentSettings, frozen=True, kw_only=True):
         return self.launch_type == "FARGATE" or self.capacity_provider.upper().startswith("FARGATE")
 
 
-@dataclass(frozen=True)
 class DispatcherClients:
-    ecs: ECSClient
-    sqs: SQSClient
+    """The AWS clients the dispatcher calls.
+
+    S3 may be given as a factory: the client is then made on the first large message. Most
+    messages never need it, and it costs about 5 MB and 27 ms of cold start (bench/).
+    """
+
+    def __init__(
+        self,
+        ecs: ECSClient,
+        sqs: SQSClient,
+        s3: S3Client | None = None,
+        s3_factory: Callable[[], S3Client] | None = None,
+    ) -> None:
+        self.ecs = ecs
+        self.sqs = sqs
+        self._s3 = s3
+        self._s3_factory = s3_factory
+
+    @property
+    def s3(self) -> S3Client:
+        if self._s3 is None:
+            if self._s3_factory is None:
+                raise RuntimeError("DispatcherClients has no S3 client and no factory for one")
+            self._s3 = self._s3_factory()
+        return self._s3
 
 
 @dataclass(frozen=True)
@@ -173,10 +236,14 @@ class WorkMessage:
     first_receive_timestamp: str
     receive_count: str
 
-    def environment(self) -> list[dict[str, str]]:
-        """Watchbot's environment variables for the task's container."""
+    def environment(self, message_s3_uri: str | None = None) -> list[dict[str, str]]:
+        """Watchbot's environment variables for the task's container.
+
+        With ``message_s3_uri`` the message stays out: ``MessageS3Uri`` says where it is.
+        """
+        message = {MESSAGE_S3_URI: message_s3_uri} if message_s3_uri else {"Message": self.message}
         values = {
-            "Message": self.message,
+            **message,
             "Subject": self.subject,
             "MessageId": self.message_id,
             "SentTimestamp": self.sent_timestamp,
@@ -216,36 +283,107 @@ def work_message(record: SQSRecord) -> WorkMessage:
     )
 
 
-def task_overrides(message: WorkMessage, settings: DispatcherSettings) -> dict[str, Any]:
-    """RunTask ``overrides``: the message in the configured container's environment.
+@dataclass(frozen=True)
+class MessagePayload:
+    """A message too large for the container overrides, to be put in S3 before its task."""
 
-    Raises RequestError when they exceed ECS's 8,192 characters (counted as compact JSON,
-    as ECS counts them), naming the message, its size and what to do.
+    bucket: str
+    key: str
+    body: str
+
+    @property
+    def uri(self) -> str:
+        """What the task gets as ``MessageS3Uri``."""
+        return f"s3://{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class TaskLaunch:
+    """What starting a message's task takes."""
+
+    #: RunTask's arguments (no clientToken yet).
+    request: dict[str, Any]
+    #: The message to put in S3 before RunTask; None when it travels in the overrides.
+    payload: MessagePayload | None = None
+
+
+def payload_key(message: WorkMessage, settings: DispatcherSettings) -> str:
+    """The object key of ``message`` in S3: its identity under the prefix.
+
+    The same on every delivery of the message (SNS's copies included), so a redelivery
+    overwrites the object with the same bytes. ``sqs:<id>`` becomes ``<prefix>sqs-<id>``;
+    an id with characters S3 or IAM treat specially is replaced by its SHA-256.
     """
-    overrides = {
-        "containerOverrides": [{"name": settings.container, "environment": message.environment()}]
-    }
-    size = len(json.dumps(overrides, separators=(",", ":"), ensure_ascii=False))
-    if size > MAX_OVERRIDE_CHARACTERS:
+    kind, _, name = message.identity.partition(":")
+    if not _KEY_SAFE.match(name):
+        name = "sha256-" + hashlib.sha256(name.encode()).hexdigest()
+    return f"{settings.payload_prefix}{kind}-{name}"
+
+
+def task_overrides(
+    message: WorkMessage, settings: DispatcherSettings, message_s3_uri: str | None = None
+) -> dict[str, Any]:
+    """RunTask ``overrides``: the message (or its S3 location) in the container's environment."""
+    environment = message.environment(message_s3_uri)
+    return {"containerOverrides": [{"name": settings.container, "environment": environment}]}
+
+
+def override_characters(overrides: dict[str, Any]) -> int:
+    """The size ECS gives ``overrides``: compact JSON, formatting characters included."""
+    return len(json.dumps(overrides, separators=(",", ":"), ensure_ascii=False))
+
+
+def plan_launch(message: WorkMessage, settings: DispatcherSettings) -> TaskLaunch:
+    """How ``message``'s task starts: inline when its overrides fit in 8,192 characters,
+    else through S3 when ``DISPATCHER_PAYLOAD_BUCKET`` is set.
+
+    Raises RequestError naming the message, its size and what to do when the overrides do
+    not fit: the S3 route is off, or even without the message they pass the limit.
+    """
+    overrides = task_overrides(message, settings)
+    size = override_characters(overrides)
+    if size <= MAX_OVERRIDE_CHARACTERS:
+        return TaskLaunch(build_run_task_request(message, settings, overrides))
+    too_large = (
+        f"message {message.message_id} is {len(message.message.encode()):,} bytes; "
+        f"container overrides allow {MAX_OVERRIDE_CHARACTERS:,} characters"
+    )
+    if not settings.payload_bucket:
         raise RequestError(
-            f"message {message.message_id} is {len(message.message.encode()):,} bytes; "
-            f"container overrides allow {MAX_OVERRIDE_CHARACTERS:,} characters",
+            f"{too_large} and the S3 route (DISPATCHER_PAYLOAD_BUCKET) is off",
             [
-                f"overrides: {size:,} characters with the message's attributes; put large "
-                "input in S3 and queue its location (messages through S3 are not supported yet)"
+                f"overrides: {size:,} characters with the message's attributes; set "
+                "DISPATCHER_PAYLOAD_BUCKET to pass large messages through S3 (the task gets "
+                f"{MESSAGE_S3_URI}), or put large input in S3 and queue its location"
             ],
         )
-    return overrides
+    payload = MessagePayload(
+        settings.payload_bucket, payload_key(message, settings), message.message
+    )
+    overrides = task_overrides(message, settings, payload.uri)
+    size = override_characters(overrides)
+    if size > MAX_OVERRIDE_CHARACTERS:
+        raise RequestError(
+            too_large,
+            [
+                f"overrides: {size:,} characters even with the message in S3 "
+                f"({MESSAGE_S3_URI}): the Subject ({len(message.subject):,} characters) and "
+                "the other attributes alone pass the limit; send a shorter Subject"
+            ],
+        )
+    return TaskLaunch(build_run_task_request(message, settings, overrides), payload)
 
 
-def build_run_task_request(message: WorkMessage, settings: DispatcherSettings) -> dict[str, Any]:
+def build_run_task_request(
+    message: WorkMessage, settings: DispatcherSettings, overrides: dict[str, Any]
+) -> dict[str, Any]:
     """RunTask arguments that start one task for ``message`` (no clientToken yet)."""
     request: dict[str, Any] = {
         "cluster": settings.cluster,
         "taskDefinition": settings.task_definition,
         "count": 1,
         "startedBy": STARTED_BY,
-        "overrides": task_overrides(message, settings),
+        "overrides": overrides,
         "tags": [{"key": MESSAGE_ID_TAG, "value": message.message_id}],
     }
     if settings.capacity_provider:
@@ -262,6 +400,51 @@ def build_run_task_request(message: WorkMessage, settings: DispatcherSettings) -
             awsvpc["assignPublicIp"] = settings.assign_public_ip
         request["networkConfiguration"] = {"awsvpcConfiguration": awsvpc}
     return request
+
+
+class PayloadNotStored(Exception):
+    """The message could not be put in S3, so its task is not started.
+
+    ``transient`` (throttling, 5xx): try again later, like a throttled RunTask. Raised
+    inside the idempotent call, so that no record of it is kept.
+    """
+
+    def __init__(self, payload: MessagePayload, code: str, detail: str, transient: bool) -> None:
+        self.code = code
+        self.transient = transient
+        advice = {
+            "AccessDenied": (
+                "; the dispatcher's role needs s3:PutObject on "
+                f"arn:aws:s3:::{payload.bucket}/<DISPATCHER_PAYLOAD_PREFIX>* (and "
+                "kms:GenerateDataKey when the bucket encrypts with a customer managed key)"
+            ),
+            "NoSuchBucket": (
+                f"; bucket {payload.bucket} does not exist: check DISPATCHER_PAYLOAD_BUCKET"
+            ),
+        }.get(code, "")
+        super().__init__(f"S3 PutObject {payload.uri}: {code}: {detail}{advice}")
+
+
+def store_message(s3: S3Client, payload: MessagePayload) -> None:
+    """Put the message where its task will read it (server-side encryption: the bucket's).
+
+    Raises PayloadNotStored, ``transient`` for throttling and server errors.
+    """
+    try:
+        s3.put_object(
+            Bucket=payload.bucket,
+            Key=payload.key,
+            Body=payload.body.encode(),
+            ContentType=PAYLOAD_CONTENT_TYPE,
+        )
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        code = str(details.get("Code", "")) or "ClientError"
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        transient = code in S3_TRANSIENT_ERROR_CODES or status >= 500
+        raise PayloadNotStored(payload, code, str(details.get("Message", "")), transient) from error
+    except BotoCoreError as error:
+        raise PayloadNotStored(payload, type(error).__name__, str(error), False) from error
 
 
 def client_token(message: WorkMessage) -> str:
@@ -317,6 +500,8 @@ class DispatchOutcome:
     #: Seconds until a deferred message comes back (None: the queue's visibility timeout).
     back_in_seconds: int | None = None
     error: str | None = None
+    #: Where the message was put for its task (None: it went inline).
+    message_s3_uri: str | None = None
 
     @property
     def done(self) -> bool:
@@ -333,6 +518,7 @@ class DispatchOutcome:
             "failures": list(self.failures),
             "backInSeconds": self.back_in_seconds,
             "error": self.error,
+            "messageS3Uri": self.message_s3_uri,
         }
         return {key: value for key, value in fields.items() if value not in (None, [])}
 
@@ -375,9 +561,11 @@ def dispatch_messages(
 
     The family's running tasks are counted once per batch; messages beyond the room left
     are deferred. RunTask runs once per message identity (idempotency record and
-    clientToken); a placement failure or throttling defers the message and every later one
-    of the batch, leaving no record behind. Messages that are not done are returned in
-    ``batchItemFailures``; a deferred one gets the busy backoff as visibility timeout.
+    clientToken), after putting a message too large for the overrides in S3; a placement
+    failure or throttling defers the message and every later one of the batch, leaving no
+    record behind (a throttled S3 upload defers that message only). Messages that are not
+    done are returned in ``batchItemFailures``; a deferred one gets the busy backoff as
+    visibility timeout.
     An error counting the running tasks fails the whole batch (SQS delivers it again).
     """
     records = event.get("Records")
@@ -423,7 +611,7 @@ def _dispatch_record(
     message_id = record.message_id
     try:
         message = work_message(record)
-        request = build_run_task_request(message, settings)
+        launch = plan_launch(message, settings)
     except RequestError as error:
         return DispatchOutcome(
             message_id, "refused", reason=error.summary, problems=tuple(error.problems)
@@ -438,17 +626,26 @@ def _dispatch_record(
     started_now: list[str] = []
 
     def start() -> dict[str, str]:
-        answer = run_task(clients.ecs, request, token)
+        stored: dict[str, str] = {}
+        if launch.payload is not None:
+            store_message(clients.s3, launch.payload)
+            stored["messageS3Uri"] = launch.payload.uri
+        answer = run_task(clients.ecs, launch.request, token)
         if "taskArn" not in answer:
             raise NotPlaced(answer["failures"])
         started_now.append(answer["taskArn"])
-        return {"taskArn": answer["taskArn"]}
+        return {"taskArn": answer["taskArn"], **stored}
 
     try:
         started = once.run_once(message.identity, start)
     except NotPlaced as error:
         blocked.append(str(error))
         return _defer(record, str(error), tuple(error.failures), settings, clients)
+    except PayloadNotStored as error:
+        # S3 is not the cluster: the rest of the batch may still start (inline ones surely)
+        if error.transient:
+            return _defer(record, str(error), (), settings, clients)
+        return DispatchOutcome(message_id, "failed", reason=str(error), error=error.code)
     except IdempotencyAlreadyInProgressError:
         return DispatchOutcome(
             message_id,
@@ -460,13 +657,17 @@ def _dispatch_record(
         return DispatchOutcome(
             message_id, "failed", reason=f"RunTask: {error}", error=type(error).__name__
         )
+    via_s3 = started.get("messageS3Uri")
     if started_now:
-        return DispatchOutcome(message_id, "started", task_arn=started["taskArn"])
+        return DispatchOutcome(
+            message_id, "started", task_arn=started["taskArn"], message_s3_uri=via_s3
+        )
     return DispatchOutcome(
         message_id,
         "duplicate",
         task_arn=started["taskArn"],
         reason=f"{message.identity} already started its task",
+        message_s3_uri=via_s3,
     )
 
 

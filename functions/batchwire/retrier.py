@@ -38,7 +38,9 @@ from batchwire.task_events import (
     Attempt,
     TaskDetail,
     attempt_of,
+    message_id_of,
     parse_task_state_change,
+    run_task,
     subnets_of,
     task_family,
     task_id,
@@ -56,9 +58,6 @@ MAX_SQS_DELAY_SECONDS = 900
 MAX_TAGS = 50
 OUR_TAGS = ("batchwire:retry-of", "batchwire:attempt")
 #: RunTask errors that mean "not now" rather than "never".
-TRANSIENT_ERROR_CODES = frozenset(
-    {"ThrottlingException", "Throttling", "RequestLimitExceeded", "ServerException"}
-)
 OVERRIDE_KEYS = (
     "containerOverrides",
     "cpu",
@@ -441,30 +440,6 @@ def relaunch_when_due(
     }
 
 
-def run_task(ecs: ECSClient, request: dict[str, Any], client_token: str) -> dict[str, Any]:
-    """One RunTask call: ``{"taskArn"}`` when a task started, else ``{"failures"}``.
-
-    A 200 answer without a task is a failure, never a success. Throttling and server
-    errors become failures too (tried later); any other error propagates.
-    """
-    try:
-        response = ecs.run_task(**request, clientToken=client_token)
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        if code not in TRANSIENT_ERROR_CODES:
-            raise
-        message = error.response.get("Error", {}).get("Message", "")
-        return {"failures": [{"reason": code, "detail": message}]}
-    tasks = response.get("tasks", [])
-    if tasks:
-        return {"taskArn": tasks[0]["taskArn"]}
-    failures = [
-        {key: str(failure[key]) for key in ("arn", "reason", "detail") if key in failure}
-        for failure in response.get("failures", [])
-    ]
-    return {"failures": failures or [{"reason": "NO_TASK", "detail": "RunTask started no task"}]}
-
-
 @dataclass(frozen=True)
 class TaskFacts:
     """What a person needs to know about a stopped task and the retrier's verdict on it."""
@@ -483,6 +458,9 @@ class TaskFacts:
     eventId: str
     task: dict[str, Any]
     cause: str = ""
+    #: The queued message the task was started for (the dispatcher's); None otherwise.
+    #: Defaulted, so relaunch messages queued before this field existed still read.
+    messageId: str | None = None
 
     @classmethod
     def of(cls, event: dict[str, Any], detail: TaskDetail, decision: RetryDecision) -> TaskFacts:
@@ -501,6 +479,7 @@ class TaskFacts:
             eventId=str(event.get("id", "")),
             task=event.get("detail", {}),
             cause=decision.cause or decision.reason,
+            messageId=message_id_of(detail),
         )
 
     def with_reason(self, reason: str) -> TaskFacts:
@@ -517,6 +496,8 @@ def notification(
     family = task_family(facts.taskDefinitionArn)
     cluster = facts.clusterArn.rsplit("/", 1)[-1]
     where = f"ECS task {family} ({task_id(facts.taskArn)}) in cluster {cluster}"
+    if facts.messageId:
+        where += f" for message {facts.messageId}"
     if kind == "task-rejected":
         summary = f"{where} was not retried: {facts.cause or facts.reason}"
     else:
@@ -524,7 +505,7 @@ def notification(
             f"{where} failed {attempt} of {max_attempts} runs, giving up: "
             f"{facts.cause or facts.reason}"
         )
-    return {
+    note: dict[str, Any] = {
         "kind": kind,
         "summary": summary,
         "clusterArn": facts.clusterArn,
@@ -541,6 +522,9 @@ def notification(
         "region": facts.region,
         "account": facts.account,
     }
+    if facts.messageId:
+        note["messageId"] = facts.messageId
+    return note
 
 
 def dead_letter_record(
@@ -551,7 +535,16 @@ def dead_letter_record(
     now: datetime,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The dead-letter record: the verdict, and the full task as ECS reported it."""
+    """The dead-letter record: the verdict, and the full task as ECS reported it.
+
+    ``messageId`` is there only for a task started for a queued message, as in the
+    notification.
+    """
+    shown = {
+        key: value
+        for key, value in facts.as_dict().items()
+        if key not in ("task", "reason", "cause") and not (key == "messageId" and value is None)
+    }
     return {
         "record": "batchwire.retrier.dead-letter",
         "kind": kind,
@@ -559,7 +552,7 @@ def dead_letter_record(
         "attempt": attempt,
         "maxAttempts": max_attempts,
         "deadLetteredAt": now.isoformat(),
-        **{k: v for k, v in facts.as_dict().items() if k not in ("task", "reason", "cause")},
+        **shown,
         "task": facts.task,
         **(extra or {}),
     }

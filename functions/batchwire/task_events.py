@@ -10,16 +10,23 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
+from botocore.exceptions import ClientError
 
 from batchwire.errors import RequestError, describe_validation_error
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
 
 #: ``startedBy`` allows up to 128 letters, digits, ``-``, ``_`` and ``/``.
 MARKER_PREFIX = "batchwire-retry"
 _MARKER = re.compile(rf"^{MARKER_PREFIX}/(?P<attempt>[1-9][0-9]{{0,2}})/(?P<origin>[A-Za-z0-9-]+)$")
 MAX_CLIENT_TOKEN = 64
+#: The container environment variable that names the queued message a task was started
+#: for (the dispatcher's, watchbot's name); relaunches keep the overrides, so every run has it.
+MESSAGE_ID_VARIABLE = "MessageId"
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 
@@ -158,3 +165,54 @@ def subnets_of(detail: TaskDetail) -> list[str]:
             if item.name == "subnetId" and item.value and item.value not in subnets:
                 subnets.append(item.value)
     return subnets
+
+
+def message_id_of(detail: TaskDetail) -> str | None:
+    """The id of the queued message the task was started for, or None for other tasks.
+
+    Read from the ``MessageId`` variable of the containers' environment overrides, where
+    the queue dispatcher puts it (the first container that has one, if several do).
+    """
+    overrides = detail.overrides or {}
+    for container in overrides.get("containerOverrides") or []:
+        if not isinstance(container, dict):
+            continue
+        for variable in container.get("environment") or []:
+            if (
+                isinstance(variable, dict)
+                and variable.get("name") == MESSAGE_ID_VARIABLE
+                and isinstance(variable.get("value"), str)
+                and variable["value"]
+            ):
+                return str(variable["value"])
+    return None
+
+
+#: RunTask errors that say "not now": the call is tried again later, never counted as a run.
+TRANSIENT_ERROR_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "RequestLimitExceeded", "ServerException"}
+)
+
+
+def run_task(ecs: ECSClient, request: dict[str, Any], client_token: str) -> dict[str, Any]:
+    """One RunTask call: ``{"taskArn"}`` when a task started, else ``{"failures"}``.
+
+    A 200 answer without a task is a failure, never a success. Throttling and server
+    errors become failures too (tried later); any other error propagates.
+    """
+    try:
+        response = ecs.run_task(**request, clientToken=client_token)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code not in TRANSIENT_ERROR_CODES:
+            raise
+        message = error.response.get("Error", {}).get("Message", "")
+        return {"failures": [{"reason": code, "detail": message}]}
+    tasks = response.get("tasks", [])
+    if tasks:
+        return {"taskArn": tasks[0]["taskArn"]}
+    failures = [
+        {key: str(failure[key]) for key in ("arn", "reason", "detail") if key in failure}
+        for failure in response.get("failures", [])
+    ]
+    return {"failures": failures or [{"reason": "NO_TASK", "detail": "RunTask started no task"}]}

@@ -7,7 +7,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
 from batchwire.config import load_settings
+from batchwire.dispatch import (
+    MAX_OVERRIDE_CHARACTERS,
+    DispatcherSettings,
+    override_characters,
+    plan_launch,
+    work_message,
+)
 from batchwire.jobs import MAX_CONTAINER_OVERRIDES_CHARS, build_submit_requests, parse_job_request
 from batchwire.redaction import BUILTIN_PATTERNS
 from batchwire.retrier import (
@@ -28,6 +37,7 @@ from bench.payloads import (
     largest_chain_batch,
     largest_schedule_event,
     largest_task_stopped_event,
+    largest_work_batch,
     log_batch_document,
     log_subscription_event,
     plain_log_line,
@@ -152,3 +162,33 @@ def test_every_builtin_redaction_pattern_has_a_worst_case_line_of_the_log_event_
     for _, line in lines.values():
         assert len(line.encode()) == MAX_LOG_LINE_BYTES
     assert len(plain_log_line().encode()) == MAX_LOG_LINE_BYTES
+
+
+def test_largest_work_batch_is_ten_messages_at_the_size_limit_each_started_through_s3() -> None:
+    # Given the dispatcher's largest batch and its settings as the benchmark deploys them
+    records = largest_work_batch()["Records"]
+    settings = load_settings(
+        DispatcherSettings,
+        {
+            "DISPATCHER_CLUSTER": "batch-jobs",
+            "DISPATCHER_TASK_DEFINITION": "nightly-report",
+            "DISPATCHER_CONTAINER": "app",
+            "DISPATCHER_LAUNCH_TYPE": "FARGATE",
+            "DISPATCHER_SUBNETS": "subnet-0a1b2c3d4e5f60718",
+            "DISPATCHER_MAX_TASKS": "10",
+            "DISPATCHER_WORK_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/WorkQueue",
+            "DISPATCHER_PAYLOAD_BUCKET": "batchwire-work-payloads",
+            "IDEMPOTENCY_TABLE": "t",
+        },
+    )
+    # When each message is planned
+    launches = [plan_launch(work_message(SQSRecord(record)), settings) for record in records]
+    # Then all ten are at SQS's limit, none is refused, and each goes through S3 with its
+    # overrides within ECS's limit
+    assert len(records) == 10
+    assert {len(record["body"].encode()) for record in records} == {SQS_MAX_MESSAGE_BYTES}
+    assert all(launch.payload is not None for launch in launches)
+    assert all(
+        override_characters(launch.request["overrides"]) <= MAX_OVERRIDE_CHARACTERS
+        for launch in launches
+    )

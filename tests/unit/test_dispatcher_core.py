@@ -28,6 +28,7 @@ from devtools.ecs_local import EcsWorkload, create_ecs_workload
 # Outside Lambda there is no context to bound in-progress idempotency records by
 pytestmark = pytest.mark.filterwarnings("ignore:Couldn't determine the remaining time")
 REGION = "us-east-1"
+PAYLOAD_BUCKET = "work-payloads"
 WORK_TOPIC = "arn:aws:sns:us-east-1:123456789012:WorkTopic"
 
 
@@ -67,6 +68,33 @@ class RecordingSqs:
         return getattr(self._sqs, name)
 
 
+class RecordingS3:
+    """The S3 client, keeping each PutObject call; ``answers`` are errors raised before moto."""
+
+    def __init__(self, s3: Any) -> None:
+        self._s3 = s3
+        self.answers: list[Exception] = []
+        self.puts: list[dict[str, Any]] = []
+
+    def put_object(self, **kwargs: Any) -> Any:
+        self.puts.append(kwargs)
+        if self.answers:
+            raise self.answers.pop(0)
+        return self._s3.put_object(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._s3, name)
+
+
+def s3_error(code: str, status: int) -> ClientError:
+    """What botocore raises when S3 answers ``status`` with ``code`` (after its retries)."""
+    response: Any = {
+        "Error": {"Code": code, "Message": code},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+    return ClientError(response, "PutObject")
+
+
 NO_MEMORY = {
     "tasks": [],
     "failures": [
@@ -88,12 +116,13 @@ class Dispatcher:
     settings: DispatcherSettings
     ecs: RecordingEcs
     sqs: RecordingSqs
+    s3: RecordingS3
     workload: EcsWorkload
     once: OnceStore
     results: list[DispatchResult] = field(default_factory=list)
 
     def dispatch(self, event: dict[str, Any]) -> DispatchResult:
-        clients = DispatcherClients(ecs=self.ecs, sqs=self.sqs)  # type: ignore[arg-type]
+        clients = DispatcherClients(ecs=self.ecs, sqs=self.sqs, s3=self.s3)  # type: ignore[arg-type]
         result = dispatch_messages(event, settings=self.settings, clients=clients, once=self.once)
         self.results.append(result)
         return result
@@ -148,6 +177,12 @@ class Dispatcher:
                 "taskArns"
             ]
         )
+
+    def stored(self, uri: str) -> dict[str, Any]:
+        """The object at ``uri`` (``s3://bucket/key``): its bytes and content type."""
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        answer = self.s3.get_object(Bucket=bucket, Key=key)
+        return {"body": answer["Body"].read(), "contentType": answer["ContentType"]}
 
     def stop_all(self) -> None:
         for arn in self.running():
@@ -206,6 +241,8 @@ def aws() -> Iterator[dict[str, Any]]:
     with mock_aws():
         ec2, ecs = boto3.client("ec2", REGION), boto3.client("ecs", REGION)
         sqs, dynamodb = boto3.client("sqs", REGION), boto3.client("dynamodb", REGION)
+        s3 = boto3.client("s3", REGION)
+        s3.create_bucket(Bucket=PAYLOAD_BUCKET)
         dynamodb.create_table(
             TableName="idempotency",
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
@@ -219,6 +256,7 @@ def aws() -> Iterator[dict[str, Any]]:
             "queue": queue["QueueUrl"],
             "ecs": ecs,
             "sqs": sqs,
+            "s3": s3,
             "dynamodb": dynamodb,
         }
 
@@ -229,6 +267,7 @@ def make_dispatcher(aws: dict[str, Any], **env: str) -> Dispatcher:
         settings=settings,
         ecs=RecordingEcs(aws["ecs"]),
         sqs=RecordingSqs(aws["sqs"]),
+        s3=RecordingS3(aws["s3"]),
         workload=aws["workload"],
         once=OnceStore("idempotency", IDEMPOTENCY_PREFIX, 3600, boto3_client=aws["dynamodb"]),
     )
@@ -471,27 +510,197 @@ def test_another_runtask_error_fails_the_record_for_sqs_to_retry(aws: dict[str, 
     assert second.outcomes[0].status == "started"
 
 
-def test_a_message_too_large_for_container_overrides_is_refused_naming_its_size(
+def large_message(size: int = 20480) -> str:
+    """A message of ``size`` bytes, with characters JSON escapes and one of two bytes."""
+    line = 'order "4711";\tcafé\n'
+    text = line * (size // len(line.encode()) + 1)
+    while len(text.encode()) > size:
+        text = text[:-1]
+    return text + "x" * (size - len(text.encode()))
+
+
+@pytest.fixture
+def via_s3(aws: dict[str, Any]) -> Dispatcher:
+    return make_dispatcher(aws, DISPATCHER_PAYLOAD_BUCKET=PAYLOAD_BUCKET)
+
+
+def test_a_large_message_goes_through_s3_and_its_task_gets_its_location(via_s3: Dispatcher):
+    # Given the S3 route is on, and a 20 KiB message queued beside a small one
+    body = large_message()
+    [big, small] = via_s3.send(body, "s3://feeds-inbox/orders.csv")
+
+    # When the batch is dispatched
+    result = via_s3.poll()
+
+    # Then both tasks started
+    assert result.response == {"batchItemFailures": []}
+    tasks = {environment_of(task)["MessageId"]: environment_of(task) for task in via_s3.tasks()}
+    # ... the big one's task gets the message's location instead of the message
+    uri = f"s3://{PAYLOAD_BUCKET}/work-messages/sqs-{big}"
+    environment = tasks[big]
+    assert environment["MessageS3Uri"] == uri
+    assert "Message" not in environment
+    assert (environment["Subject"], environment["ApproximateReceiveCount"]) == ("", "1")
+    assert environment["SentTimestamp"].isdigit()
+    # ... and the object holds exactly the message, as UTF-8 text
+    assert via_s3.stored(uri) == {
+        "body": body.encode(),
+        "contentType": "text/plain; charset=utf-8",
+    }
+    # ... encrypted as the bucket says (no encryption asked for by the dispatcher)
+    [put] = via_s3.s3.puts
+    assert "ServerSideEncryption" not in put
+    # ... the small one went inline, as before
+    assert tasks[small]["Message"] == "s3://feeds-inbox/orders.csv"
+    assert "MessageS3Uri" not in tasks[small]
+    by_id = {o.message_id: o for o in result.outcomes}
+    assert (by_id[big].message_s3_uri, by_id[small].message_s3_uri) == (uri, None)
+
+
+def test_a_large_message_delivered_again_is_put_once_and_starts_no_second_task(
+    via_s3: Dispatcher,
+):
+    # Given a large message that SQS delivers twice
+    via_s3.send(large_message())
+    event = via_s3.receive()
+
+    # When both deliveries reach the dispatcher
+    first = via_s3.dispatch(event)
+    second = via_s3.dispatch(json.loads(json.dumps(event)))
+
+    # Then one object was put and one task started; the second delivery is a duplicate
+    assert [o.status for o in first.outcomes + second.outcomes] == ["started", "duplicate"]
+    assert len(via_s3.s3.puts) == 1
+    assert len(via_s3.ecs.calls) == 1
+    [task] = via_s3.tasks()
+    assert second.outcomes[0].message_s3_uri == environment_of(task)["MessageS3Uri"]
+    assert second.response == {"batchItemFailures": []}
+
+
+def test_a_large_sns_notification_stores_its_message_and_keeps_its_subject(via_s3: Dispatcher):
+    # Given a large notification of the work topic (raw delivery off)
+    inner = large_message()
+    body = sns_envelope(inner, subject="feed-updated")
+    via_s3.send(body)
+
+    # When the dispatcher takes it
+    result = via_s3.poll()
+
+    # Then the object holds the notification's message, not the envelope, under its SNS id
+    assert result.count("started") == 1
+    [task] = via_s3.tasks()
+    environment = environment_of(task)
+    sns_id = json.loads(body)["MessageId"]
+    assert environment["MessageS3Uri"] == f"s3://{PAYLOAD_BUCKET}/work-messages/sns-{sns_id}"
+    assert via_s3.stored(environment["MessageS3Uri"])["body"] == inner.encode()
+    # ... and the task keeps the subject
+    assert environment["Subject"] == "feed-updated"
+    assert "Message" not in environment
+
+
+def test_with_the_s3_route_off_a_large_message_is_refused_naming_its_size_and_the_variable(
     dispatcher: Dispatcher,
 ):
-    # Given a 20 KiB message, and a small one beside it
+    # Given the S3 route is off (no DISPATCHER_PAYLOAD_BUCKET), a 20 KiB message and a small one
     [big, small] = dispatcher.send("x" * 20480, "s3://feeds-inbox/orders.csv")
 
     # When the batch is dispatched
     result = dispatcher.poll()
 
-    # Then the big one is a batch item failure whose reason names it and its size
+    # Then the big one is a batch item failure whose reason names it, its size and the switch
     assert result.response == {"batchItemFailures": [{"itemIdentifier": big}]}
     refused = result.outcomes[0]
     assert refused.status == "refused"
     assert refused.reason == (
-        f"message {big} is 20,480 bytes; container overrides allow 8,192 characters"
+        f"message {big} is 20,480 bytes; container overrides allow 8,192 characters "
+        "and the S3 route (DISPATCHER_PAYLOAD_BUCKET) is off"
     )
-    assert "S3" in refused.problems[0]
-    # ... no RunTask was called for it, and the small one started
+    assert "set DISPATCHER_PAYLOAD_BUCKET" in refused.problems[0]
+    # ... nothing went to S3, no RunTask was called for it, and the small one started
+    assert dispatcher.s3.puts == []
     [call] = dispatcher.ecs.calls
     assert environment_of({"overrides": call["overrides"]})["MessageId"] == small
     assert dispatcher.sqs.visibility == []
+
+
+def test_a_subject_too_large_even_without_the_message_is_refused(via_s3: Dispatcher):
+    # Given a hand-made notification whose Subject alone passes the override limit
+    [message_id] = via_s3.send(sns_envelope("small", subject="s" * 9000))
+
+    # When the dispatcher takes it
+    result = via_s3.poll()
+
+    # Then it is refused naming its size; nothing was put in S3 and no task started
+    [outcome] = result.outcomes
+    assert outcome.status == "refused"
+    assert outcome.reason == (
+        f"message {message_id} is 5 bytes; container overrides allow 8,192 characters"
+    )
+    assert "even with the message in S3" in outcome.problems[0]
+    assert "Subject (9,000 characters)" in outcome.problems[0]
+    assert (via_s3.s3.puts, via_s3.ecs.calls) == ([], [])
+
+
+@pytest.mark.parametrize(
+    "error", [s3_error("SlowDown", 503), s3_error("InternalError", 500)], ids=["503", "500"]
+)
+def test_a_throttled_upload_defers_the_message_and_its_redelivery_starts_the_task(
+    via_s3: Dispatcher, error: ClientError
+):
+    # Given S3 throttles the first upload, then takes it
+    via_s3.s3.answers = [error]
+    [message_id] = via_s3.send(large_message())
+
+    # When the message arrives, comes back after the backoff, and arrives again
+    first = via_s3.poll()
+    second = via_s3.poll()
+
+    # Then the first delivery was deferred without a RunTask call
+    [deferred] = first.outcomes
+    assert deferred.status == "deferred"
+    assert error.response["Error"]["Code"] in (deferred.reason or "")
+    assert first.response == {"batchItemFailures": [{"itemIdentifier": message_id}]}
+    assert len(via_s3.sqs.visibility) == 1
+    # ... nothing locked the message out: the redelivery put the same key and started its task
+    assert second.count("started") == 1
+    assert len(via_s3.ecs.calls) == 1
+    assert len({put["Key"] for put in via_s3.s3.puts}) == 1
+    assert len(via_s3.s3.puts) == 2
+    [task] = via_s3.tasks()
+    assert environment_of(task)["ApproximateReceiveCount"] == "2"
+
+
+@pytest.mark.parametrize(
+    ("bucket", "error", "expected"),
+    [
+        (PAYLOAD_BUCKET, s3_error("AccessDenied", 403), "needs s3:PutObject on arn:aws:s3:::"),
+        ("no-such-bucket", None, "bucket no-such-bucket does not exist"),
+    ],
+    ids=["access-denied", "no-such-bucket"],
+)
+def test_an_upload_s3_refuses_fails_the_record_without_runtask(
+    aws: dict[str, Any], bucket: str, error: ClientError | None, expected: str
+):
+    # Given S3 refuses the upload: the role lacks the permission, or the bucket is not there
+    dispatcher = make_dispatcher(aws, DISPATCHER_PAYLOAD_BUCKET=bucket)
+    dispatcher.s3.answers = [error] if error else []
+    [message_id] = dispatcher.send(large_message())
+    event = dispatcher.receive()
+
+    # When the message is dispatched, and SQS delivers it again later
+    first = dispatcher.dispatch(event)
+
+    # Then the record failed, saying what to fix, and was left to SQS's redelivery
+    [failed] = first.outcomes
+    assert failed.status == "failed"
+    assert f"S3 PutObject s3://{bucket}/work-messages/sqs-{message_id}" in (failed.reason or "")
+    assert expected in (failed.reason or "")
+    assert first.response == {"batchItemFailures": [{"itemIdentifier": message_id}]}
+    assert (dispatcher.ecs.calls, dispatcher.sqs.visibility) == ([], [])
+    # ... and no record locked it out: once S3 takes it, the next delivery starts its task
+    if bucket != PAYLOAD_BUCKET:
+        aws["s3"].create_bucket(Bucket=bucket)
+    assert dispatcher.dispatch(event).outcomes[0].status == "started"
 
 
 def test_an_sns_notification_without_message_is_refused_before_any_runtask(
@@ -573,6 +782,15 @@ def test_a_capacity_provider_is_used_instead_of_a_launch_type(aws: dict[str, Any
         ),
         ({"DISPATCHER_WORK_QUEUE_URL": "WorkQueue"}, r"DISPATCHER_WORK_QUEUE_URL='WorkQueue'"),
         ({"IDEMPOTENCY_TABLE": ""}, r"environment variable IDEMPOTENCY_TABLE is not set"),
+        (
+            {"DISPATCHER_PAYLOAD_PREFIX": "work-messages"},
+            r"DISPATCHER_PAYLOAD_PREFIX: 'work-messages' must end with '/', "
+            r"e\.g\. 'work-messages/'",
+        ),
+        (
+            {"DISPATCHER_PAYLOAD_BUCKET": "s3://work-payloads"},
+            r"DISPATCHER_PAYLOAD_BUCKET: 's3://work-payloads' is not an S3 bucket name",
+        ),
     ],
 )
 def test_settings_errors_name_the_variable(
@@ -608,3 +826,5 @@ def test_settings_for_ec2_bridge_mode_need_no_network(aws: dict[str, Any]):
         "nightly-report",
     )
     assert settings.busy_backoff_seconds == 0
+    # ... and the S3 route is off, with its default prefix ready
+    assert (settings.payload_bucket, settings.payload_prefix) == ("", "work-messages/")

@@ -18,6 +18,7 @@ from devtools.ecs_local import EcsWorkload, create_ecs_workload
 from devtools.invoke import LocalContext
 
 REGION = "us-east-1"
+PAYLOAD_BUCKET = "work-payloads"
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 # A batch of duplicates starts nothing and emits no metric of its own
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -40,6 +41,7 @@ def handler_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType
         )
         workload = create_ecs_workload(ec2, ecs)
         queue = boto3.client("sqs", REGION).create_queue(QueueName="WorkQueue")["QueueUrl"]
+        boto3.client("s3", REGION).create_bucket(Bucket=PAYLOAD_BUCKET)
         environ = {
             "POWERTOOLS_SERVICE_NAME": "dispatcher",
             "DISPATCHER_CLUSTER": "batch-jobs",
@@ -53,6 +55,8 @@ def handler_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType
             "DISPATCHER_MAX_TASKS": "5",
             "DISPATCHER_WORK_QUEUE_URL": queue,
             "DISPATCHER_BUSY_BACKOFF_SECONDS": "60",
+            "DISPATCHER_PAYLOAD_BUCKET": PAYLOAD_BUCKET,
+            "DISPATCHER_PAYLOAD_PREFIX": "work-messages/",
             "IDEMPOTENCY_TABLE": "idempotency",
             "IDEMPOTENCY_TTL_SECONDS": "86400",
         }
@@ -123,8 +127,10 @@ def test_sample_work_messages_start_one_task_each_and_count_them(
     assert tasks[notification["messageId"]]["Message"] == envelope["Message"]
     assert tasks[notification["messageId"]]["Subject"] == "feed-updated"
     assert tasks[returns["messageId"]]["SentTimestamp"] == "1795400999402"
-    # ... and the metrics say three tasks started
-    assert metric_values(capsys.readouterr().out)["TasksStarted"] == 3
+    # ... and the metrics say three tasks started, none of them through S3
+    metrics = metric_values(capsys.readouterr().out)
+    assert metrics["TasksStarted"] == 3
+    assert "MessagesViaS3" not in metrics
     # ... as the batch's log line does, with the room there was
     [summary] = [r for r in caplog.records if r.getMessage() == "batch dispatched"]
     fields = summary.__dict__
@@ -172,3 +178,39 @@ def test_a_refused_message_is_logged_at_error_and_counted(
     metrics = metric_values(capsys.readouterr().out)
     assert (metrics["MessagesRefused"], metrics["TasksStarted"]) == (1, 2)
     assert len(started_tasks(workload)) == 2
+
+
+def test_a_large_message_reaches_its_task_through_s3_and_is_counted(
+    handler_module: tuple[ModuleType, EcsWorkload],
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+):
+    # Given the sample batch whose first message is 20 KiB, too large for the overrides
+    module, workload = handler_module
+    event = sample_event()
+    big = event["Records"][0]
+    big["body"] = json.dumps({"rows": ["4711;orders;12040"] * 1000})[:20480]
+
+    # When the handler takes it
+    answer = module.handler(event, context())
+
+    # Then every task started; the big message's task reads it from S3
+    assert answer == {"batchItemFailures": []}
+    environment = started_tasks(workload)[big["messageId"]]
+    uri = f"s3://{PAYLOAD_BUCKET}/work-messages/sqs-{big['messageId']}"
+    assert environment["MessageS3Uri"] == uri
+    stored = boto3.client("s3", REGION).get_object(
+        Bucket=PAYLOAD_BUCKET, Key=uri.removeprefix(f"s3://{PAYLOAD_BUCKET}/")
+    )
+    assert stored["Body"].read() == big["body"].encode()
+    # ... the metrics count it as started and as gone through S3
+    metrics = metric_values(capsys.readouterr().out)
+    assert (metrics["TasksStarted"], metrics["MessagesViaS3"]) == (3, 1)
+    # ... and its log line says where the message is
+    [line] = [
+        r
+        for r in caplog.records
+        if r.getMessage() == "task started for the message"
+        and r.__dict__["messageId"] == big["messageId"]
+    ]
+    assert line.__dict__["messageS3Uri"] == uri

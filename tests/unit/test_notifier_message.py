@@ -271,6 +271,74 @@ def test_task_rejected_notice_is_formatted_as_such() -> None:
     assert "*Exit code*\\n3" in text
 
 
+def retrier_notice(**changes: Any) -> dict[str, Any]:
+    """The sample retries-exhausted notice on SNS, with ``changes`` to its message."""
+    event = load_event("sns-task-retries-exhausted.json")
+    sns = event["Records"][0]["Sns"]
+    body = {**json.loads(sns["Message"]), **changes}
+    sns["Message"] = json.dumps(body)
+    sns["MessageAttributes"]["kind"]["Value"] = body["kind"]
+    return event
+
+
+def fields_of(payload: dict[str, Any]) -> dict[str, str]:
+    """The message's fields, label -> value, as a person reads them."""
+    [section] = [block for block in payload["blocks"] if "fields" in block]
+    return dict(field["text"].strip("*").split("*\n", 1) for field in section["fields"])
+
+
+def test_notice_of_a_task_started_for_a_queued_message_gives_its_snapshot() -> None:
+    # Given the retries-exhausted notice of a task the dispatcher started for a message
+    event = retrier_notice(messageId="0c4d8e2f-5a6b-4c7d-8e9f-a0b1c2d3e4f5")
+    # When the notifier formats it
+    payload = slack_payload_for(event)
+    # Then it is the reviewed message (UPDATE_SNAPSHOTS=1 rewrites), within Slack's limits
+    assert payload_problems(payload) == []
+    snapshot = SNAPSHOTS / "sns-task-retries-exhausted-for-message.slack.json"
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        snapshot.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    assert payload == json.loads(snapshot.read_text())
+
+
+@pytest.mark.parametrize("kind", ["task-retries-exhausted", "task-rejected"])
+def test_notice_of_a_queued_message_shows_its_message_id_and_every_other_fact(kind: str) -> None:
+    # Given a notice of a task started for a queued message (ECS's default group)
+    event = retrier_notice(kind=kind, messageId="m-42")
+    # When it is formatted
+    fields = fields_of(slack_payload_for(event))
+    # Then the message id is a fact, and so are the task, exit code, account and region
+    assert fields["Message id"] == "m-42"
+    assert fields["Task id"] == "9a8b7c6d5e4f40312a1b2c3d4e5f6a7b"
+    assert (fields["Exit code"], fields["Stop code"]) == ("2", "EssentialContainerExited")
+    assert (fields["Account"], fields["Region"]) == ("123456789012", "us-east-1")
+    # ... while the default group, which only repeats the task definition, makes room
+    assert "Group" not in fields
+
+
+def test_notice_of_a_queued_message_in_a_group_of_its_own_keeps_every_fact() -> None:
+    # Given a notice of a task for a queued message whose group is not ECS's default
+    event = retrier_notice(messageId="m-42", group="feeds-nightly")
+    # When it is formatted
+    payload = slack_payload_for(event)
+    fields = fields_of(payload)
+    # Then Slack accepts it, and no fact is lost: the stop code joins the exit code
+    assert payload_problems(payload) == []
+    assert (fields["Message id"], fields["Group"]) == ("m-42", "feeds-nightly")
+    assert fields["Exit code"] == "2 (EssentialContainerExited)"
+    assert (fields["Account"], fields["Region"]) == ("123456789012", "us-east-1")
+
+
+def test_notice_of_a_scheduled_task_has_no_message_id() -> None:
+    # Given the notice of a scheduled task (no messageId)
+    fields = fields_of(slack_payload_for(load_event("sns-task-retries-exhausted.json")))
+    # Then there is no message id, and its group and stop code are shown as ever
+    assert "Message id" not in fields
+    assert (fields["Group"], fields["Stop code"]) == (
+        "family:post-trade-report",
+        "EssentialContainerExited",
+    )
+
+
 def test_other_sns_message_is_a_generic_alert_with_its_text_escaped() -> None:
     # Given something else published on the topic
     event = load_event("sns-task-retries-exhausted.json")

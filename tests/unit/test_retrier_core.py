@@ -15,6 +15,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from batchwire.config import load_settings
+from batchwire.dispatch import MESSAGE_ID_TAG, STARTED_BY
 from batchwire.errors import ConfigurationError, RequestError
 from batchwire.idempotency import OnceStore
 from batchwire.retrier import (
@@ -304,6 +305,8 @@ def test_exit_4_dead_letters_without_notifying_and_starts_nothing(retrier: Retri
     # Then the task is recorded for a person, nobody is paged, nothing runs
     [record] = retrier.dead_letters()
     assert (record["kind"], record["exitCode"]) == ("task-not-processed", 4)
+    # ... a scheduled task's record names no queued message
+    assert "messageId" not in record
     assert retrier.notifications() == []
     assert retrier.delay_messages() == []
     assert retrier.tasks() == []
@@ -632,3 +635,145 @@ def test_named_or_all_containers_are_counted_without_asking_ecs(
 
     # Then they are the configured ones, learnt without calling ECS
     assert counted == names
+
+
+# --------------------------------------------------------------------- queued messages
+
+MESSAGE_ID = "5f1d2c3b-4a59-4e6f-8a7b-9c0d1e2f3a4b"
+
+
+def run_dispatched_task(retrier: Retrier, message_id: str = MESSAGE_ID) -> dict[str, Any]:
+    """Start the task as the queue dispatcher does: the message in the app's environment."""
+    environment = {
+        "Message": '{"feed": "broadbean", "day": "2026-11-22"}',
+        "Subject": "",
+        "MessageId": message_id,
+        "SentTimestamp": "1795400000000",
+        "ApproximateFirstReceiveTimestamp": "1795400000100",
+        "ApproximateReceiveCount": "1",
+    }
+    task: dict[str, Any] = retrier.ecs.run_task(
+        cluster=retrier.workload.cluster_arn,
+        taskDefinition=retrier.workload.task_definition_arn,
+        launchType="FARGATE",
+        startedBy=STARTED_BY,
+        overrides={
+            "containerOverrides": [
+                {
+                    "name": "app",
+                    "environment": [{"name": k, "value": v} for k, v in environment.items()],
+                }
+            ]
+        },
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": [retrier.workload.subnet],
+                "securityGroups": [retrier.workload.security_group],
+            }
+        },
+        tags=[{"key": MESSAGE_ID_TAG, "value": message_id}],
+    )["tasks"][0]
+    return task
+
+
+def environment_of(task: dict[str, Any]) -> dict[str, str]:
+    [container] = task["overrides"]["containerOverrides"]
+    return {variable["name"]: variable["value"] for variable in container["environment"]}
+
+
+def test_a_queued_messages_task_that_always_fails_names_the_message_when_given_up(
+    retrier: Retrier,
+):
+    # Given a task the dispatcher started for a message, which exits 1 on every run
+    task = run_dispatched_task(retrier)
+    event = stopped_event(task, {"app": 1, "log-router": 0})
+
+    # When each run's STOPPED event is fed back in
+    for _ in range(10):
+        if retrier.stopped(event)["action"] != "retry":
+            break
+        [relaunched] = retrier.deliver_relaunches()
+        [task] = [t for t in retrier.tasks() if t["taskArn"] == relaunched["taskArn"]]
+        event = stopped_event(task, {"app": 1, "log-router": 0})
+
+    # Then every one of the 3 runs had the message in its environment
+    runs = retrier.tasks()
+    assert len(runs) == 3
+    assert {environment_of(run)["MessageId"] for run in runs} == {MESSAGE_ID}
+    # ... and the dead-letter record and the notification both name the message
+    [record] = retrier.dead_letters()
+    assert (record["kind"], record["messageId"]) == ("task-retries-exhausted", MESSAGE_ID)
+    [note] = retrier.notifications()
+    message = note["message"]
+    assert (message["kind"], message["messageId"], message["attempt"]) == (
+        "task-retries-exhausted",
+        MESSAGE_ID,
+        3,
+    )
+    assert f"for message {MESSAGE_ID} failed 3 of 3 runs" in message["summary"]
+
+
+def test_a_queued_message_rejected_by_its_task_is_named_in_the_notification(retrier: Retrier):
+    # Given a task the dispatcher started for a message, which exited 3 (bad input)
+    event = stopped_event(run_dispatched_task(retrier), {"app": 3, "log-router": 0})
+
+    # When the retrier handles it
+    retrier.stopped(event)
+
+    # Then the task-rejected notification names the message, and nothing runs again
+    [note] = retrier.notifications()
+    assert (note["message"]["kind"], note["message"]["messageId"]) == (
+        "task-rejected",
+        MESSAGE_ID,
+    )
+    assert f"for message {MESSAGE_ID} was not retried" in note["message"]["summary"]
+    assert retrier.delay_messages() == []
+
+
+def test_a_queued_message_put_aside_by_its_task_is_named_in_the_dead_letter_record(
+    retrier: Retrier,
+):
+    # Given a task the dispatcher started for a message, which exited 4 (not processed)
+    event = stopped_event(run_dispatched_task(retrier), {"app": 4, "log-router": 0})
+
+    # When the retrier handles it
+    retrier.stopped(event)
+
+    # Then the record names the message, next to the task with its whole environment
+    [record] = retrier.dead_letters()
+    assert (record["kind"], record["messageId"]) == ("task-not-processed", MESSAGE_ID)
+    assert environment_of(record["task"])["MessageId"] == MESSAGE_ID
+    assert retrier.notifications() == []
+
+
+def test_placement_failures_of_a_queued_messages_task_still_name_the_message(
+    aws: dict[str, Any],
+):
+    # Given RunTask never finds memory for the relaunch of a queued message's task
+    retrier = make_retrier(aws, RETRIER_PLACEMENT_MAX_TRIES="1")
+    task = run_dispatched_task(retrier)
+    with_ecs(retrier, PlacementFailsFirst(retrier.ecs, [NO_MEMORY] * 5))
+    retrier.stopped(stopped_event(task, {"app": 1, "log-router": 0}))
+
+    # When the relaunch comes due and cannot be placed
+    [result] = retrier.deliver_relaunches()
+
+    # Then the attempt is given up, and record and notification still name the message
+    assert result["action"] == "exhausted"
+    [record] = retrier.dead_letters()
+    [note] = retrier.notifications()
+    assert record["messageId"] == note["message"]["messageId"] == MESSAGE_ID
+
+
+def test_a_relaunch_queued_before_notices_named_messages_still_runs(retrier: Retrier):
+    # Given a relaunch message whose facts have no messageId (queued by the previous version)
+    retrier.stopped(exit1_event(retrier))
+    [body] = retrier.delay_messages()
+    message = json.loads(body)
+    del message["facts"]["messageId"]
+
+    # When it comes due
+    result = retrier.due(json.dumps(message))
+
+    # Then the task runs again as before
+    assert result["action"] == "relaunched"
