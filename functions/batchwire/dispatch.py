@@ -17,8 +17,9 @@ Every record ends in one of five outcomes (:class:`DispatchOutcome`):
   (``failures[]``), or RunTask or the S3 upload was throttled; the message comes back after
   ``DISPATCHER_BUSY_BACKOFF_SECONDS`` and nothing is recorded against it.
 - ``refused``: the message cannot be run (bad SNS envelope, too large with the S3 route off
-  or even with it); no RunTask call, SQS delivers it again until the queue's redrive policy
-  moves it to the dead-letter queue.
+  or even with it); no RunTask call. With ``DISPATCHER_DEAD_LETTER_QUEUE_URL`` set it is
+  sent there at once, with the reason in its attributes, and leaves the work queue; else
+  SQS delivers it again until the queue's redrive policy moves it.
 - ``failed``: any other error (the S3 upload refused included: no RunTask call); SQS
   delivers it again, then dead-letters it.
 
@@ -32,7 +33,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import msgspec
@@ -130,6 +131,10 @@ class DispatcherSettings(IdempotentSettings, frozen=True, kw_only=True):
     #: How long a message waits before it comes back when it could not start (SQS: 12 h max).
     busy_backoff_seconds: Annotated[int, msgspec.Meta(ge=0, le=43200)] = msgspec.field(
         name="DISPATCHER_BUSY_BACKOFF_SECONDS", default=60
+    )
+    #: Where a refused message goes at once, with its reason; empty: SQS redrives it, late.
+    dead_letter_queue_url: Annotated[str, msgspec.Meta(pattern="^$|^https?://")] = msgspec.field(
+        name="DISPATCHER_DEAD_LETTER_QUEUE_URL", default=""
     )
     #: Where messages too large for the overrides go; empty: they are refused.
     payload_bucket: str = msgspec.field(name="DISPATCHER_PAYLOAD_BUCKET", default="")
@@ -502,11 +507,13 @@ class DispatchOutcome:
     error: str | None = None
     #: Where the message was put for its task (None: it went inline).
     message_s3_uri: str | None = None
+    #: A refused message was put in the dead-letter queue (it can leave the work queue).
+    dead_lettered: bool = False
 
     @property
     def done(self) -> bool:
-        """Whether the message has its task and can leave the queue."""
-        return self.status in ("started", "duplicate")
+        """Whether the message has its task, or was put aside, and can leave the queue."""
+        return self.status in ("started", "duplicate") or self.dead_lettered
 
     def as_dict(self) -> dict[str, Any]:
         fields = {
@@ -519,6 +526,7 @@ class DispatchOutcome:
             "backInSeconds": self.back_in_seconds,
             "error": self.error,
             "messageS3Uri": self.message_s3_uri,
+            "deadLettered": self.dead_lettered or None,
         }
         return {key: value for key, value in fields.items() if value not in (None, [])}
 
@@ -613,9 +621,10 @@ def _dispatch_record(
         message = work_message(record)
         launch = plan_launch(message, settings)
     except RequestError as error:
-        return DispatchOutcome(
+        refused = DispatchOutcome(
             message_id, "refused", reason=error.summary, problems=tuple(error.problems)
         )
+        return _put_aside(record, refused, settings, clients)
     if room <= 0:
         reason = f"{settings.max_tasks} tasks of family {settings.family} already running"
         return _defer(record, reason, (), settings, clients)
@@ -669,6 +678,32 @@ def _dispatch_record(
         reason=f"{message.identity} already started its task",
         message_s3_uri=via_s3,
     )
+
+
+def _put_aside(
+    record: SQSRecord,
+    refused: DispatchOutcome,
+    settings: DispatcherSettings,
+    clients: DispatcherClients,
+) -> DispatchOutcome:
+    """Send a refused message to the dead-letter queue now, with why, so a person finds it
+    there at once instead of after every redelivery the redrive policy allows."""
+    if not settings.dead_letter_queue_url:
+        return refused
+    why = "; ".join([refused.reason or "refused", *refused.problems])
+    attributes = {
+        "batchwire-refused": why[:1024],
+        "batchwire-message-id": record.message_id,
+        "batchwire-receive-count": str(record.attributes.approximate_receive_count),
+    }
+    clients.sqs.send_message(
+        QueueUrl=settings.dead_letter_queue_url,
+        MessageBody=record.body,
+        MessageAttributes={
+            name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()
+        },
+    )
+    return replace(refused, dead_lettered=True)
 
 
 def _defer(

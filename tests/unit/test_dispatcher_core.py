@@ -723,6 +723,36 @@ def test_an_sns_notification_without_message_is_refused_before_any_runtask(
     assert dispatcher.ecs.calls == []
 
 
+def test_with_a_dead_letter_queue_a_refused_message_is_put_there_at_once_with_why(
+    aws: dict[str, Any],
+):
+    # Given a dispatcher that knows the work queue's dead-letter queue
+    dead_letter_url = aws["sqs"].create_queue(QueueName="work-dead-letters")["QueueUrl"]
+    dispatcher = make_dispatcher(aws, DISPATCHER_DEAD_LETTER_QUEUE_URL=dead_letter_url)
+    body = sns_envelope(None)
+    [message_id] = dispatcher.send(body)
+
+    # When it takes a message it cannot run
+    result = dispatcher.poll()
+
+    # Then the message leaves the work queue for the dead-letter queue at once, body intact,
+    # with the reason and its id in the attributes; no task runs
+    [outcome] = result.outcomes
+    assert (outcome.status, outcome.dead_lettered) == ("refused", True)
+    assert result.response == {"batchItemFailures": []}
+    [kept] = aws["sqs"].receive_message(QueueUrl=dead_letter_url, MessageAttributeNames=["All"])[
+        "Messages"
+    ]
+    assert kept["Body"] == body
+    attributes = {k: v["StringValue"] for k, v in kept["MessageAttributes"].items()}
+    assert attributes["batchwire-message-id"] == message_id
+    assert attributes["batchwire-refused"] == (
+        f"message {message_id} is an SNS notification without a usable Message; "
+        "body.Message: missing"
+    )
+    assert dispatcher.ecs.calls == []
+
+
 def test_a_capacity_provider_is_used_instead_of_a_launch_type(aws: dict[str, Any]):
     # Given the tasks go to the FARGATE_SPOT capacity provider
     dispatcher = make_dispatcher(
