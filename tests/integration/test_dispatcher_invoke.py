@@ -464,3 +464,49 @@ def test_a_dispatched_task_that_always_fails_runs_three_times_then_is_given_up(
     )
     assert note["taskArn"] == task["taskArn"]
     assert f"for message {message_id}" in note["summary"]
+
+
+TWENTY_KB = json.dumps({"rows": "x" * 20_000})
+
+
+def test_a_20_kb_message_reaches_its_task_through_the_stacks_bucket(deployed_stack: Deployed):
+    # Given a message of 20 KB, too large for a task's environment
+    [message_id] = deployed_stack.send(TWENTY_KB)
+
+    # When the deployed dispatcher takes it
+    failed = deployed_stack.dispatch(deployed_stack.receive(1))
+
+    # Then its task gets MessageS3Uri, in the stack's WorkPayloadBucket, holding the message
+    assert failed == set()
+    [task] = deployed_stack.tasks_for(message_id)
+    env = environment(task)
+    assert "Message" not in env
+    bucket = deployed_stack.stack.physical_ids["WorkPayloadBucket"]
+    assert env["MessageS3Uri"].startswith(f"s3://{bucket}/work-messages/")
+    key = env["MessageS3Uri"].removeprefix(f"s3://{bucket}/")
+    stored = deployed_stack.local.client("s3").get_object(Bucket=bucket, Key=key)
+    assert stored["Body"].read().decode() == TWENTY_KB
+    deployed_stack.stop(task)
+
+
+def test_with_the_bucket_off_a_20_kb_message_lands_in_the_dead_letter_queue_with_its_size(
+    moto_endpoint: LocalAws, tmp_path: Path
+):
+    # Given a stack deployed with WorkPayloadBucketEnabled=off, and a message of 20 KB
+    deployed = deploy_dispatcher(moto_endpoint, tmp_path, 10, WorkPayloadBucketEnabled="off")
+    [message_id] = deployed.send(TWENTY_KB)
+
+    # When the deployed dispatcher takes it
+    failed = deployed.dispatch(deployed.receive(1))
+
+    # Then no task runs, and the message waits in WorkDeadLetterQueue, its size named
+    assert failed == set()
+    assert deployed.tasks_for(message_id) == []
+    [kept] = deployed.local.client("sqs").receive_message(
+        QueueUrl=deployed.stack.physical_ids["WorkDeadLetterQueue"],
+        MessageAttributeNames=["All"],
+    )["Messages"]
+    assert kept["Body"] == TWENTY_KB
+    reason = kept["MessageAttributes"]["batchwire-refused"]["StringValue"]
+    assert f"message {message_id} is {len(TWENTY_KB):,} bytes" in reason
+    assert "DISPATCHER_PAYLOAD_BUCKET" in reason
