@@ -28,6 +28,7 @@ from batchwire.chain_rules import (
     RuleMatch,
     globs,
 )
+from batchwire.envelopes import sns_notification
 from batchwire.errors import RequestError
 from batchwire.idempotency import RunOnce
 from batchwire.jobs import (
@@ -203,15 +204,10 @@ def record_from_batch_event(event: Mapping[str, Any]) -> ChainRecord:
 
 
 def _sns_envelope(body: str) -> dict[str, Any] | None:
-    if not body.lstrip().startswith("{"):
-        return None
-    try:
-        document = json.loads(body)
-    except json.JSONDecodeError:
-        return None
+    """The SNS envelope of a ChainQueue record, when it carries an id and a text message."""
+    document = sns_notification(body)
     if (
-        isinstance(document, dict)
-        and document.get("Type") == "Notification"
+        document is not None
         and isinstance(document.get("MessageId"), str)
         and isinstance(document.get("Message"), str)
     ):

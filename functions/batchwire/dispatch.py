@@ -50,6 +50,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from batchwire.config import IdempotentSettings
+from batchwire.envelopes import sns_notification
 from batchwire.errors import RequestError
 from batchwire.idempotency import RunOnce
 from batchwire.task_events import MAX_CLIENT_TOKEN, TRANSIENT_ERROR_CODES, run_task, task_family
@@ -264,7 +265,7 @@ def work_message(record: SQSRecord) -> WorkMessage:
     Raises RequestError naming the message when a notification has no ``Message``.
     """
     attributes = record.attributes
-    envelope = _sns_envelope(record.body)
+    envelope = sns_notification(record.body)
     message, subject, identity = record.body, "", f"sqs:{record.message_id}"
     if envelope is not None:
         inner = envelope.get("Message")
@@ -727,15 +728,3 @@ def _defer(
     return DispatchOutcome(
         record.message_id, "deferred", reason=reason, failures=failures, back_in_seconds=back_in
     )
-
-
-def _sns_envelope(body: str) -> dict[str, Any] | None:
-    if not body.lstrip().startswith("{"):
-        return None
-    try:
-        document = json.loads(body)
-    except json.JSONDecodeError:
-        return None
-    if isinstance(document, dict) and document.get("Type") == "Notification":
-        return document
-    return None
