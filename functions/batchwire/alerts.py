@@ -242,14 +242,20 @@ def _stream_facts(stream: str) -> tuple[tuple[str, str], ...]:
 # --------------------------------------------------------------------- EventBridge
 
 
+#: Stop codes of tasks stopped on purpose: never an alert.
+INTENDED_STOPS = frozenset({"UserInitiated", "ServiceSchedulerInitiated"})
+
+
 def alert_from_ecs_task(event: Mapping[str, Any]) -> Alert | None:
     """The alert for an ECS Task State Change that stopped with a failure, else None.
 
     A failure: the task failed to start, or an essential container has no exit code or a
-    non-zero one. Stops a person asked for (UserInitiated) are not failures.
+    non-zero one. Stops someone meant are not failures: a person's (UserInitiated), and a
+    service's deployment or scale-in (ServiceSchedulerInitiated, whose containers exit 143
+    on SIGTERM).
     """
     detail = event.get("detail") or {}
-    if detail.get("lastStatus") != "STOPPED" or detail.get("stopCode") == "UserInitiated":
+    if detail.get("lastStatus") != "STOPPED" or detail.get("stopCode") in INTENDED_STOPS:
         return None
     containers = list(detail.get("containers") or [])
     failed = [c for c in containers if c.get("exitCode") != 0]

@@ -251,6 +251,25 @@ def test_ecs_task_that_exited_zero_gives_no_alert() -> None:
     assert alerts_from_event(event, REGION) == []
 
 
+def test_a_service_deployment_stopping_its_old_tasks_gives_no_alert() -> None:
+    # Given a service's task stopped by a deployment: SIGTERM, exit 143
+    event = load_event("ecs-task-stopped-service.json")
+    event["detail"]["stopCode"] = "ServiceSchedulerInitiated"
+    event["detail"]["stoppedReason"] = "Scaling activity initiated by (deployment ecs-svc/123)"
+    for container in event["detail"]["containers"]:
+        container["exitCode"] = 143
+    # Then it is no failure
+    assert alerts_from_event(event, REGION) == []
+
+
+def test_a_service_task_that_crashed_still_alerts() -> None:
+    # Given a service's task whose essential container exited 1 on its own
+    event = load_event("ecs-task-stopped-service.json")
+    # Then it is a failure a person should see
+    [alert] = alerts_from_event(event, REGION)
+    assert alert.kind == "ecs-task-stopped"
+
+
 def test_batch_job_that_succeeded_gives_no_alert() -> None:
     event = load_event("batch-job-failed.json")
     event["detail"]["status"] = "SUCCEEDED"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -97,3 +98,32 @@ def test_run_task_is_allowed_on_the_configured_families_in_the_configured_cluste
         "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
     }
     assert pass_role["Resource"] == ["arn:*:iam::*:role/ecsTaskExecutionRole"]
+
+
+def notifier_cluster_matches(event: Any, **parameters: str) -> bool:
+    """Whether the cluster part of the notifier's EcsTaskFailed rule, deployed with
+    ``parameters``, takes ``event``. (moto's matcher cannot match inside an array of
+    objects such as ``containers``, so the rest of the pattern is left to EventBridge.)"""
+    template = load_template()
+    values = {name: spec.get("Default") for name, spec in template["Parameters"].items()}
+    values.update(parameters, **{"AWS::Region": "us-east-1"})
+    symbols = IntrinsicsSymbolTable(template=template, logical_id_translator=values)
+    resolver = IntrinsicResolver(template=template, symbol_resolver=symbols)
+    node = template["Resources"]["NotifierFunction"]["Properties"]["Events"]["EcsTaskFailed"]
+    pattern = json.loads(resolver.intrinsic_property_resolver(node["Properties"]["Pattern"], False))
+    clusters = {"detail": {"clusterArn": pattern["detail"]["clusterArn"]}}
+    return bool(EventPattern.load(json.dumps(clusters)).matches_event(event))
+
+
+@pytest.mark.parametrize(
+    ("clusters", "matches"), [("batch-jobs", True), ("other,batch-jobs", True), ("other", False)]
+)
+def test_ecs_failure_alerts_come_only_from_the_clusters_batchwire_watches(
+    clusters: str, matches: bool
+):
+    # Given a failed task of cluster batch-jobs
+    event = sample_event("ecs-task-stopped-exit1.json")
+
+    # When the notifier's rule is deployed with RetrierClusterNames=``clusters``
+    # Then it takes the event only if the cluster is one of them
+    assert notifier_cluster_matches(event, RetrierClusterNames=clusters) is matches
