@@ -95,8 +95,16 @@ def report(outcomes: list[RecordOutcome]) -> None:
     for outcome in outcomes:
         fields = outcome.as_dict()
         if outcome.status == "chained":
-            metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=len(outcome.jobs))
-            logger.info("jobs chained", extra=fields)
+            # Counted when submitted: jobs an earlier delivery of the record submitted are not
+            submitted, absorbed = outcome.submitted_now, len(outcome.jobs) - outcome.submitted_now
+            if submitted:
+                metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=submitted)
+            if absorbed:
+                metrics.add_metric(name="DuplicatesAbsorbed", unit=MetricUnit.Count, value=absorbed)
+            if submitted:
+                logger.info("jobs chained", extra=fields)
+            else:
+                logger.info("record delivered again; its jobs were submitted before", extra=fields)
         elif outcome.status == "unrouted":
             metrics.add_metric(name="Unrouted", unit=MetricUnit.Count, value=1)
             logger.warning("no chain rule matches the record; nothing submitted", extra=fields)

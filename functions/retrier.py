@@ -36,11 +36,12 @@ from batchwire.retrier import (
     relaunch_when_due,
 )
 
-#: Metric per outcome a person may want to alarm on.
+#: Metric per outcome a person may want to alarm on, and the side effect it counts: an
+#: outcome whose side effect an earlier delivery did (``replayed``) is not counted again.
 OUTCOME_METRICS = {
-    "relaunched": "RetriesStarted",
-    "exhausted": "RetriesExhausted",
-    "reject": "Rejected",
+    "relaunched": ("RetriesStarted", "run"),
+    "exhausted": ("RetriesExhausted", "notify"),
+    "reject": ("Rejected", "notify"),
 }
 
 logger = Logger()
@@ -109,8 +110,11 @@ def relaunch_record(record: SQSRecord) -> dict[str, Any]:
 
 
 def record_outcome(result: dict[str, Any]) -> None:
-    name = OUTCOME_METRICS.get(result.get("action", ""))
-    if name:
+    replayed = result.get("replayed", [])
+    name, effect = OUTCOME_METRICS.get(result.get("action", ""), ("", ""))
+    if name and effect not in replayed:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
-    if "deadLettered" in result:
+    if "deadLettered" in result and "dead-letter" not in replayed:
         metrics.add_metric(name="DeadLettered", unit=MetricUnit.Count, value=1)
+    if replayed:
+        metrics.add_metric(name="DuplicatesAbsorbed", unit=MetricUnit.Count, value=len(replayed))

@@ -57,6 +57,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.exception("submission failed; the trigger will retry the firing")
         raise
     logger.set_correlation_id(result["firing"])
-    metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=len(result["jobs"]))
-    logger.info("jobs submitted", extra={"jobs": result["jobs"], "firing": result["firing"]})
+    # Counted when submitted: jobs an earlier delivery of the firing submitted are duplicates
+    submitted, absorbed = result["submittedNow"], len(result["jobs"]) - result["submittedNow"]
+    if submitted:
+        metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=submitted)
+    if absorbed:
+        metrics.add_metric(name="DuplicatesAbsorbed", unit=MetricUnit.Count, value=absorbed)
+    logger.info(
+        "jobs submitted" if submitted else "firing delivered again; its jobs were submitted before",
+        extra={"jobs": result["jobs"], "firing": result["firing"], "submittedNow": submitted},
+    )
     return result

@@ -30,7 +30,7 @@ from batchwire.chain_rules import (
 )
 from batchwire.envelopes import sns_notification
 from batchwire.errors import RequestError
-from batchwire.idempotency import RunOnce
+from batchwire.idempotency import RunOnce, run_once_noting
 from batchwire.jobs import (
     MAX_CONTAINER_OVERRIDES_CHARS,
     JobRequest,
@@ -102,12 +102,18 @@ class RecordOutcome:
     #: The class name of the error a failed record raised (UnroutedError, ChainLoopError...).
     error: str = ""
 
+    @property
+    def submitted_now(self) -> int:
+        """How many of the jobs this delivery submitted; the others an earlier one did."""
+        return sum(job.submitted_now for job in self.jobs)
+
     def as_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {"record": self.identity, "status": self.status}
         if self.rules:
             result["rules"] = list(self.rules)
         if self.jobs:
             result["jobs"] = [job.as_dict() for job in self.jobs]
+            result["submittedNow"] = self.submitted_now
         if self.chain is not None:
             result["chainId"], result["hop"] = self.chain.chain_id, self.chain.hop
         if self.reason:
@@ -456,11 +462,12 @@ def chain_record(
     for rule, submissions in planned:
 
         def submit_one(index: int, kwargs: dict[str, Any], rule: ChainRule = rule) -> SubmittedJob:
-            stored = once.run_once(
+            done = run_once_noting(
+                once,
                 f"{record.identity}#{rule.name}#{index}",
                 lambda: submit_via(batch, kwargs).as_dict(),
             )
-            return SubmittedJob(**stored)
+            return SubmittedJob(**done.result, submitted_now=done.ran_now)
 
         templates = [job.jobName for job in rule.request.jobs]
         submitted.extend(submit_job_set(submissions, templates, submit_one))

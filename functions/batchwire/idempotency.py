@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 import boto3
 from aws_lambda_powertools.utilities.idempotency import (
@@ -30,6 +31,33 @@ class RunOnce(Protocol):
     """Anything that runs an action at most once per identity (OnceStore, or a test's)."""
 
     def run_once(self, identity: str, action: Callable[[], ResultT]) -> ResultT: ...
+
+
+@dataclass(frozen=True)
+class Once(Generic[ResultT]):
+    """An action's result, and whether the action ran in this call or was replayed."""
+
+    result: ResultT
+    #: False when an earlier delivery ran the action and its stored result was returned.
+    ran_now: bool
+
+
+def run_once_noting(once: RunOnce, identity: str, action: Callable[[], ResultT]) -> Once[ResultT]:
+    """``once.run_once``, telling an action done in this call from a stored result replayed.
+
+    Metrics count a side effect when it happens: a redelivery that replays the first outcome
+    did nothing, and must not be counted again. Works with any RunOnce (a test's too).
+    """
+    ran_now = False
+
+    def noted() -> ResultT:
+        nonlocal ran_now
+        result = action()
+        ran_now = True
+        return result
+
+    result = once.run_once(identity, noted)
+    return Once(result=result, ran_now=ran_now)
 
 
 def _call_action(identity: dict[str, str], action: Callable[[], Any]) -> Any:

@@ -11,7 +11,7 @@ import json
 import re
 import string
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
@@ -170,6 +170,8 @@ class SubmittedJob:
     jobId: str
     jobArn: str
     jobQueue: str
+    #: False when an earlier delivery submitted the job and this one found it recorded.
+    submitted_now: bool = field(default=True, compare=False)
 
     def as_dict(self) -> dict[str, str]:
         return {

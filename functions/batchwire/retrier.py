@@ -19,14 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
 from batchwire.config import IdempotentSettings, comma_list
 from batchwire.errors import RequestError
-from batchwire.idempotency import RunOnce
+from batchwire.idempotency import RunOnce, run_once_noting
 from batchwire.retry_policy import (
     Backoff,
     RetryDecision,
@@ -72,6 +72,7 @@ NotificationKind = Literal["task-retries-exhausted", "task-rejected"]
 DeadLetterKind = Literal["task-retries-exhausted", "task-not-processed"]
 
 log = logging.getLogger(__name__)
+ResultT = TypeVar("ResultT")
 
 
 class RetrierSettings(IdempotentSettings, frozen=True, kw_only=True):
@@ -280,6 +281,28 @@ def tags_for_relaunch(ecs: ECSClient, detail: TaskDetail, attempt: Attempt) -> l
     return copied[: MAX_TAGS - len(ours)] + ours
 
 
+class SideEffects:
+    """Runs each side effect once per identity, noting those an earlier delivery already did.
+
+    A result lists those under ``replayed`` (absent when every side effect ran now), so the
+    handler counts a relaunch, dead-letter or notification only when it happened.
+    """
+
+    def __init__(self, once: RunOnce) -> None:
+        self.once = once
+        self.replayed: list[str] = []
+
+    def run(self, effect: str, identity: str, action: Callable[[], ResultT]) -> ResultT:
+        done = run_once_noting(self.once, identity, action)
+        if not done.ran_now:
+            self.replayed.append(effect)
+        return done.result
+
+    def noted(self, result: dict[str, Any]) -> dict[str, Any]:
+        """``result`` with ``replayed`` added when some side effect was found done."""
+        return {**result, "replayed": list(self.replayed)} if self.replayed else result
+
+
 def handle_task_stopped(
     event: Any,
     *,
@@ -293,7 +316,8 @@ def handle_task_stopped(
     """Decide about one STOPPED task and act: schedule a relaunch, dead-letter, notify.
 
     Every side effect is recorded under the stopped task's ARN, so a duplicate or a
-    repeated STOPPED event of the same task acts once. Returns what was done.
+    repeated STOPPED event of the same task acts once. Returns what was done; side effects
+    a duplicate found done (``relaunch``, ``dead-letter``, ``notify``) are in ``replayed``.
     """
     change = parse_task_state_change(event)
     detail = change.detail
@@ -315,6 +339,7 @@ def handle_task_stopped(
         maxAttempts=settings.max_attempts,
     )
     facts = TaskFacts.of(event, detail, decision)
+    effects = SideEffects(once)
 
     if decision.action == "retry":
         following = attempt.next()
@@ -331,8 +356,10 @@ def handle_task_stopped(
             "request": request,
             "facts": facts.as_dict(),
         }
-        queued = once.run_once(
-            f"{detail.taskArn}#relaunch", lambda: _enqueue(clients.sqs, settings, message, delay)
+        queued = effects.run(
+            "relaunch",
+            f"{detail.taskArn}#relaunch",
+            lambda: _enqueue(clients.sqs, settings, message, delay),
         )
         result.update(nextAttempt=following.number, delaySeconds=queued["delaySeconds"])
     if decision.action in ("exhausted", "park"):
@@ -340,7 +367,8 @@ def handle_task_stopped(
             "task-retries-exhausted" if decision.action == "exhausted" else "task-not-processed"
         )
         record = dead_letter_record(kind, facts, attempt.number, settings.max_attempts, now)
-        once.run_once(
+        effects.run(
+            "dead-letter",
             f"{detail.taskArn}#dead-letter",
             lambda: _send_dead_letter(clients.sqs, settings, record),
         )
@@ -350,9 +378,11 @@ def handle_task_stopped(
             "task-retries-exhausted" if decision.action == "exhausted" else "task-rejected"
         )
         note = notification(note_kind, facts, attempt.number, settings.max_attempts)
-        once.run_once(f"{detail.taskArn}#notify", lambda: _publish(clients.sns, settings, note))
+        effects.run(
+            "notify", f"{detail.taskArn}#notify", lambda: _publish(clients.sns, settings, note)
+        )
         result["notified"] = note_kind
-    return result
+    return effects.noted(result)
 
 
 def relaunch_when_due(
@@ -370,7 +400,8 @@ def relaunch_when_due(
     RunTask is called once per (origin, attempt, placement try), with a clientToken made of
     the same, so a redelivered message never starts a second task. ``failures[]`` and
     throttling schedule the next placement try; after RETRIER_PLACEMENT_MAX_TRIES the
-    attempt is given up: dead-letter record and notification.
+    attempt is given up: dead-letter record and notification. Side effects a redelivered
+    message found done (``run``, ``defer``, ``dead-letter``, ``notify``) are in ``replayed``.
     """
     message = _parse_relaunch(body)
     attempt = Attempt(message["attempt"], message["origin"])
@@ -393,9 +424,10 @@ def relaunch_when_due(
 
     identity = f"{attempt.origin}#{attempt.number}#{placement_try}"
     token = attempt.client_token(placement_try)
-    started = once.run_once(f"{identity}#run", lambda: run_task(clients.ecs, request, token))
+    effects = SideEffects(once)
+    started = effects.run("run", f"{identity}#run", lambda: run_task(clients.ecs, request, token))
     if "taskArn" in started:
-        return {**result, "action": "relaunched", "taskArn": started["taskArn"]}
+        return effects.noted({**result, "action": "relaunched", "taskArn": started["taskArn"]})
 
     failures = started["failures"]
     result["failures"] = failures
@@ -406,8 +438,10 @@ def relaunch_when_due(
             "placementTry": placement_try + 1,
             "notBefore": (now + timedelta(seconds=delay)).isoformat(),
         }
-        once.run_once(f"{identity}#defer", lambda: _enqueue(clients.sqs, settings, retry, delay))
-        return {**result, "action": "deferred", "delaySeconds": delay}
+        effects.run(
+            "defer", f"{identity}#defer", lambda: _enqueue(clients.sqs, settings, retry, delay)
+        )
+        return effects.noted({**result, "action": "deferred", "delaySeconds": delay})
 
     summary = ", ".join(sorted({str(f.get("reason")) for f in failures}))
     facts = facts.with_reason(
@@ -422,22 +456,26 @@ def relaunch_when_due(
         now,
         extra={"runTask": request, "failures": failures},
     )
-    once.run_once(
+    effects.run(
+        "dead-letter",
         f"{attempt.origin}#{attempt.number}#dead-letter",
         lambda: _send_dead_letter(clients.sqs, settings, record),
     )
     note = notification("task-retries-exhausted", facts, attempt.number, settings.max_attempts)
-    once.run_once(
+    effects.run(
+        "notify",
         f"{attempt.origin}#{attempt.number}#notify",
         lambda: _publish(clients.sns, settings, note),
     )
-    return {
-        **result,
-        "action": "exhausted",
-        "reason": facts.reason,
-        "deadLettered": "task-retries-exhausted",
-        "notified": "task-retries-exhausted",
-    }
+    return effects.noted(
+        {
+            **result,
+            "action": "exhausted",
+            "reason": facts.reason,
+            "deadLettered": "task-retries-exhausted",
+            "notified": "task-retries-exhausted",
+        }
+    )
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from batchwire.idempotency import RunOnce
+from batchwire.idempotency import RunOnce, run_once_noting
 from batchwire.jobs import (
     JobRequest,
     SubmittedJob,
@@ -61,19 +61,21 @@ def submit_scheduled_jobs(
     Everything is validated before the first AWS call (RequestError otherwise). Each job
     is recorded under ``<firing>#<index>``, so a redelivery, or a retry after a partial
     failure, returns the jobs already submitted and submits only the missing ones.
+    ``submittedNow`` counts the jobs this call submitted (0 for a redelivered firing).
     """
     firing = firing_from_event(event, request_id, now)
     submissions = build_submit_requests(firing.request, firing.scheduled_time)
 
     def submit_one(index: int, kwargs: dict[str, Any]) -> SubmittedJob:
-        stored = once.run_once(
-            f"{firing.identity}#{index}", lambda: submit_via(batch, kwargs).as_dict()
+        done = run_once_noting(
+            once, f"{firing.identity}#{index}", lambda: submit_via(batch, kwargs).as_dict()
         )
-        return SubmittedJob(**stored)
+        return SubmittedJob(**done.result, submitted_now=done.ran_now)
 
     jobs = submit_job_set(submissions, [job.jobName for job in firing.request.jobs], submit_one)
     return {
         "firing": firing.identity,
         "scheduledTime": firing.scheduled_time.isoformat(),
         "jobs": [job.as_dict() for job in jobs],
+        "submittedNow": sum(job.submitted_now for job in jobs),
     }

@@ -226,6 +226,35 @@ def test_lambda_retry_of_partly_failed_sns_event_adds_no_job(
     assert len(jobs_in_queue(aws)) == 1
 
 
+def metric_totals(output: str) -> dict[str, float]:
+    """Metric name -> its sum over every EMF line printed (one line per invocation)."""
+    totals: dict[str, float] = {}
+    for line in output.splitlines():
+        if '"_aws"' in line:
+            for name, value in emf_metrics(line).items():
+                totals[name] = totals.get(name, 0) + value
+    return totals
+
+
+def test_duplicate_sns_delivery_counts_its_job_once(
+    aws: InProcessAws, load_chainer: Loader, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the chainer with the feed rule, and one SNS message
+    chainer = load_chainer()
+    event = sample("sns-job-finished.json")
+
+    # When SNS delivers the same message twice
+    invoke(chainer, event)
+    second = invoke(chainer, event)
+
+    # Then JobsSubmitted is 1 in total, and the second delivery is counted as a duplicate
+    totals = metric_totals(capsys.readouterr().out)
+    assert totals["JobsSubmitted"] == 1
+    assert totals["DuplicatesAbsorbed"] == 1
+    assert second["records"][0]["submittedNow"] == 0
+    assert len(jobs_in_queue(aws)) == 1
+
+
 def test_sqs_poison_record_is_reported_alone(aws: InProcessAws, load_chainer: Loader) -> None:
     # Given a rule mapping a field of a JSON message, and the SQS sample (third body not JSON)
     chainer = load_chainer({**FEED_RULE, "fromMessage": {"parameters": {"feed": "feed"}}})

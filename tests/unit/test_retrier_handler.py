@@ -13,6 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from batchwire.task_events import Attempt
 from devtools.ecs_local import EcsWorkload, create_ecs_workload, delay_queue_event, sample_event
 from devtools.invoke import LocalContext
 
@@ -105,3 +106,38 @@ def test_rejected_task_is_counted(
     # Then the Rejected metric is emitted
     assert result["notified"] == "task-rejected"
     assert "Rejected" in metric_names(capsys.readouterr().out)
+
+
+def metric_totals(output: str) -> dict[str, float]:
+    """Metric name -> its sum over every EMF line printed (one line per invocation)."""
+    totals: dict[str, float] = {}
+    for line in output.splitlines():
+        if '"_aws"' in line:
+            document = json.loads(line)
+            for directive in document["_aws"]["CloudWatchMetrics"]:
+                for metric in directive["Metrics"]:
+                    value = document[metric["Name"]]
+                    value = sum(value) if isinstance(value, list) else value
+                    totals[metric["Name"]] = totals.get(metric["Name"], 0) + value
+    return totals
+
+
+def test_redelivered_give_up_is_counted_once(
+    handler_module: tuple[ModuleType, EcsWorkload], capsys: pytest.CaptureFixture[str]
+):
+    # Given a task that exited 1 on its last attempt
+    module, workload = handler_module
+    event = sample_event("ecs-task-stopped-exit1.json", subnet=workload.subnet)
+    last = Attempt(module.settings.max_attempts, "origin-task")
+    event["detail"]["startedBy"] = last.started_by
+
+    # When EventBridge delivers its STOPPED event twice
+    first = module.handler(event, context())
+    second = module.handler(event, context())
+
+    # Then both answer the give-up, but it is counted once, and the duplicate is seen
+    assert first["action"] == second["action"] == "exhausted"
+    totals = metric_totals(capsys.readouterr().out)
+    assert totals["RetriesExhausted"] == 1
+    assert totals["DeadLettered"] == 1
+    assert totals["DuplicatesAbsorbed"] == 2  # the dead-letter record and the notification

@@ -194,6 +194,37 @@ def test_same_firing_twice_submits_one_job_set(submitter: Submitter) -> None:
     assert len(submitter.sent) == 2
 
 
+def metric_totals(output: str) -> dict[str, float]:
+    """Metric name -> its sum over every EMF line printed (one line per invocation)."""
+    totals: dict[str, float] = {}
+    for line in output.splitlines():
+        if '"_aws"' in line:
+            document = json.loads(line)
+            for directive in document["_aws"]["CloudWatchMetrics"]:
+                for metric in directive["Metrics"]:
+                    value = document[metric["Name"]]
+                    value = sum(value) if isinstance(value, list) else value
+                    totals[metric["Name"]] = totals.get(metric["Name"], 0) + value
+    return totals
+
+
+def test_same_firing_twice_counts_its_jobs_once(
+    submitter: Submitter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a Scheduler firing of two jobs
+    event = load_event("schedule.json")
+
+    # When Scheduler delivers it twice (two Lambda requests)
+    first = submitter.fire(event, request_id="delivery-1")
+    second = submitter.fire(event, request_id="delivery-2")
+
+    # Then JobsSubmitted counts the two jobs once in total; the second delivery is a duplicate
+    assert (first["submittedNow"], second["submittedNow"]) == (2, 0)
+    totals = metric_totals(capsys.readouterr().out)
+    assert totals["JobsSubmitted"] == 2
+    assert totals["DuplicatesAbsorbed"] == 2
+
+
 def test_next_days_firing_is_not_mistaken_for_a_duplicate(submitter: Submitter) -> None:
     # Given tonight's firing handled
     event = load_event("schedule.json")
