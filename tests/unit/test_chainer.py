@@ -20,6 +20,7 @@ from batchwire.errors import ConfigurationError
 from devtools.invoke import LocalContext
 from devtools.local_aws import REGION, LocalAws, create_batch_workload
 from devtools.template import ROOT
+from tests.emf import metric_totals
 
 EVENTS = ROOT / "events"
 TABLE = "chainer-idempotency"
@@ -134,19 +135,6 @@ def succeeded_event(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def emf_metrics(output: str) -> dict[str, float]:
-    """Metric name -> value from the EMF lines the handler printed."""
-    found: dict[str, float] = {}
-    for line in output.splitlines():
-        if '"_aws"' in line:
-            document = json.loads(line)
-            for directive in document["_aws"]["CloudWatchMetrics"]:
-                for metric in directive["Metrics"]:
-                    value = document[metric["Name"]]
-                    found[metric["Name"]] = sum(value) if isinstance(value, list) else value
-    return found
-
-
 def test_sns_record_becomes_job_with_message_and_chain_position(
     aws: InProcessAws, load_chainer: Loader
 ) -> None:
@@ -224,16 +212,6 @@ def test_lambda_retry_of_partly_failed_sns_event_adds_no_job(
 
     # Then the good record still has exactly one job
     assert len(jobs_in_queue(aws)) == 1
-
-
-def metric_totals(output: str) -> dict[str, float]:
-    """Metric name -> its sum over every EMF line printed (one line per invocation)."""
-    totals: dict[str, float] = {}
-    for line in output.splitlines():
-        if '"_aws"' in line:
-            for name, value in emf_metrics(line).items():
-                totals[name] = totals.get(name, 0) + value
-    return totals
 
 
 def test_duplicate_sns_delivery_counts_its_job_once(
@@ -375,7 +353,7 @@ def test_unrouted_record_is_logged_and_counted(
     warnings = [entry for entry in caplog.records if entry.levelname == "WARNING"]
     message_id = event["Records"][0]["Sns"]["MessageId"]
     assert [getattr(entry, "record", None) for entry in warnings] == [f"sns:{message_id}"]
-    assert emf_metrics(capsys.readouterr().out)["Unrouted"] == 1
+    assert metric_totals(capsys.readouterr().out)["Unrouted"] == 1
     assert jobs_in_queue(aws) == []
 
 

@@ -16,6 +16,7 @@ from moto import mock_aws
 
 from devtools.ecs_local import EcsWorkload, create_ecs_workload
 from devtools.invoke import LocalContext
+from tests.emf import metric_totals
 
 REGION = "us-east-1"
 PAYLOAD_BUCKET = "work-payloads"
@@ -76,20 +77,6 @@ def context() -> Any:
     )
 
 
-def metric_values(output: str) -> dict[str, float]:
-    """Each EMF metric printed, with its value (summed over the documents)."""
-    values: dict[str, float] = {}
-    for line in output.splitlines():
-        if '"_aws"' in line:
-            document = json.loads(line)
-            for directive in document["_aws"]["CloudWatchMetrics"]:
-                for metric in directive["Metrics"]:
-                    value = document[metric["Name"]]
-                    total = sum(value) if isinstance(value, list) else value
-                    values[metric["Name"]] = values.get(metric["Name"], 0) + total
-    return values
-
-
 def started_tasks(workload: EcsWorkload) -> dict[str, dict[str, str]]:
     """The environment of each task's ``app`` container, by the task's MessageId."""
     ecs = boto3.client("ecs", REGION)
@@ -128,7 +115,7 @@ def test_sample_work_messages_start_one_task_each_and_count_them(
     assert tasks[notification["messageId"]]["Subject"] == "feed-updated"
     assert tasks[returns["messageId"]]["SentTimestamp"] == "1795400999402"
     # ... and the metrics say three tasks started, none of them through S3
-    metrics = metric_values(capsys.readouterr().out)
+    metrics = metric_totals(capsys.readouterr().out)
     assert metrics["TasksStarted"] == 3
     assert "MessagesViaS3" not in metrics
     # ... as the batch's log line does, with the room there was
@@ -151,7 +138,7 @@ def test_the_sample_delivered_again_starts_nothing_more_and_counts_nothing(
     # Then every record is done, no task was added, and TasksStarted is not emitted again
     assert answer == {"batchItemFailures": []}
     assert len(started_tasks(workload)) == 3
-    assert "TasksStarted" not in metric_values(capsys.readouterr().out)
+    assert "TasksStarted" not in metric_totals(capsys.readouterr().out)
 
 
 def test_a_refused_message_is_logged_at_error_and_counted(
@@ -175,7 +162,7 @@ def test_a_refused_message_is_logged_at_error_and_counted(
     [error] = [r for r in caplog.records if r.levelname == "ERROR"]
     assert bad["messageId"] in error.getMessage()
     assert error.__dict__["problems"] == ["body.Message: missing"]
-    metrics = metric_values(capsys.readouterr().out)
+    metrics = metric_totals(capsys.readouterr().out)
     assert (metrics["MessagesRefused"], metrics["TasksStarted"]) == (1, 2)
     assert len(started_tasks(workload)) == 2
 
@@ -204,7 +191,7 @@ def test_a_large_message_reaches_its_task_through_s3_and_is_counted(
     )
     assert stored["Body"].read() == big["body"].encode()
     # ... the metrics count it as started and as gone through S3
-    metrics = metric_values(capsys.readouterr().out)
+    metrics = metric_totals(capsys.readouterr().out)
     assert (metrics["TasksStarted"], metrics["MessagesViaS3"]) == (3, 1)
     # ... and its log line says where the message is
     [line] = [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 from collections.abc import Iterator
 from types import ModuleType
@@ -16,6 +15,7 @@ from moto import mock_aws
 from batchwire.task_events import Attempt
 from devtools.ecs_local import EcsWorkload, create_ecs_workload, delay_queue_event, sample_event
 from devtools.invoke import LocalContext
+from tests.emf import metric_totals
 
 REGION = "us-east-1"
 # A decision that only queues a relaunch emits no metric of its own
@@ -59,16 +59,6 @@ def context() -> Any:
     )
 
 
-def metric_names(output: str) -> set[str]:
-    names: set[str] = set()
-    for line in output.splitlines():
-        if '"_aws"' in line:
-            document = json.loads(line)
-            for directive in document["_aws"]["CloudWatchMetrics"]:
-                names.update(metric["Name"] for metric in directive["Metrics"])
-    return names
-
-
 def test_stopped_event_then_due_message_start_the_task_and_count_it(
     handler_module: tuple[ModuleType, EcsWorkload], capsys: pytest.CaptureFixture[str]
 ):
@@ -90,7 +80,7 @@ def test_stopped_event_then_due_message_start_the_task_and_count_it(
     assert answer == {"batchItemFailures": [{"itemIdentifier": bad_record}]}
     tasks = boto3.client("ecs", REGION).list_tasks(cluster=workload.cluster_arn)["taskArns"]
     assert len(tasks) == 1
-    assert "RetriesStarted" in metric_names(capsys.readouterr().out)
+    assert "RetriesStarted" in metric_totals(capsys.readouterr().out)
 
 
 def test_rejected_task_is_counted(
@@ -105,21 +95,7 @@ def test_rejected_task_is_counted(
 
     # Then the Rejected metric is emitted
     assert result["notified"] == "task-rejected"
-    assert "Rejected" in metric_names(capsys.readouterr().out)
-
-
-def metric_totals(output: str) -> dict[str, float]:
-    """Metric name -> its sum over every EMF line printed (one line per invocation)."""
-    totals: dict[str, float] = {}
-    for line in output.splitlines():
-        if '"_aws"' in line:
-            document = json.loads(line)
-            for directive in document["_aws"]["CloudWatchMetrics"]:
-                for metric in directive["Metrics"]:
-                    value = document[metric["Name"]]
-                    value = sum(value) if isinstance(value, list) else value
-                    totals[metric["Name"]] = totals.get(metric["Name"], 0) + value
-    return totals
+    assert "Rejected" in metric_totals(capsys.readouterr().out)
 
 
 def test_redelivered_give_up_is_counted_once(

@@ -20,6 +20,7 @@ from moto import mock_aws
 
 from devtools.invoke import LocalContext
 from devtools.local_aws import create_batch_workload, regional_client
+from tests.emf import metric_totals
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -192,20 +193,6 @@ def test_same_firing_twice_submits_one_job_set(submitter: Submitter) -> None:
     assert second["jobs"] == first["jobs"]
     assert len(submitter.jobs_in_queue()) == 2
     assert len(submitter.sent) == 2
-
-
-def metric_totals(output: str) -> dict[str, float]:
-    """Metric name -> its sum over every EMF line printed (one line per invocation)."""
-    totals: dict[str, float] = {}
-    for line in output.splitlines():
-        if '"_aws"' in line:
-            document = json.loads(line)
-            for directive in document["_aws"]["CloudWatchMetrics"]:
-                for metric in directive["Metrics"]:
-                    value = document[metric["Name"]]
-                    value = sum(value) if isinstance(value, list) else value
-                    totals[metric["Name"]] = totals.get(metric["Name"], 0) + value
-    return totals
 
 
 def test_same_firing_twice_counts_its_jobs_once(
