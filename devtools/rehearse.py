@@ -710,7 +710,9 @@ def rehearse_variant(
     return report
 
 
-def format_report(reports: list[VariantReport], seconds: float) -> str:
+def format_report(
+    reports: list[VariantReport], seconds: float, sam_template: dict[str, Any]
+) -> str:
     lines = []
     for report in reports:
         lines.append(f"== {report.variant} ({_describe(VARIANTS.get(report.variant, {}))})")
@@ -738,8 +740,8 @@ def format_report(reports: list[VariantReport], seconds: float) -> str:
             for note, count in sorted(stack.workarounds.items()):
                 lines.append(f"   worked around for moto ({count}x): {note}")
             lines.append(
-                f"   wiring: {len(expected_triggers(load_template()))} triggers, "
-                f"{sum(len(v) for v in environment_references(load_template()).values())} "
+                f"   wiring: {len(expected_triggers(sam_template))} triggers, "
+                f"{sum(len(v) for v in environment_references(sam_template).values())} "
                 f"resource names in environments, {len(stack.functions())} handlers imported"
             )
         for problem in report.problems:
@@ -776,7 +778,7 @@ def main(argv: list[str] | None = None) -> int:
             reports.append(
                 rehearse_variant(local, variant, sam_template, checkov=not args.no_checkov)
             )
-    print(format_report(reports, time.monotonic() - started))
+    print(format_report(reports, time.monotonic() - started, sam_template))
     return 1 if any(report.problems for report in reports) else 0
 
 
