@@ -1,9 +1,10 @@
 """What the notifier tells people: one Alert per log stream or failure event.
 
 Each trigger has its own reader (CloudWatch Logs subscription, ECS Task State Change,
-Batch Job State Change, the retrier's SNS notification, anything else on that topic), each
-a pure function from event to Alert. Alerts keep the raw text; redaction and Slack escaping
-happen once, in the formatter (batchwire.slack_message), for every field alike.
+Batch Job State Change, the retrier's SNS notification, a CloudWatch alarm's in
+batchwire.alarms, anything else on SNS), each a pure function from event to Alert. Alerts
+keep the raw text; redaction and Slack escaping happen once, in the formatter
+(batchwire.slack_message), for every field alike.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from batchwire.errors import RequestError
 from batchwire.slack import MAX_FIELDS
+
+if TYPE_CHECKING:
+    from batchwire.alarms import AlarmChange
 
 SEVERITIES = ("info", "warning", "error", "critical")
 
@@ -60,7 +64,10 @@ class Alert:
     """One thing to tell people about, before redaction and escaping.
 
     ``source`` is what routing globs and flood control key on: the log group for logs,
-    ``ecs:<cluster>``, ``batch:<job queue>`` or ``sns:<topic>`` for events.
+    ``ecs:<cluster>``, ``batch:<job queue>``, ``alarm:<alarm name>`` or ``sns:<topic>``
+    for events. ``resolves`` is set on an alert saying a problem is over (an alarm back to
+    OK): the severity of that problem, which routing uses so the all-clear goes where the
+    problem went.
     """
 
     kind: str
@@ -79,6 +86,9 @@ class Alert:
     links: tuple[tuple[str, str], ...] = ()
     region: str = ""
     account: str = ""
+    resolves: str = ""
+    #: the state change of a CloudWatch alarm notification, for AlarmStates
+    alarm: AlarmChange | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -383,8 +393,14 @@ RETRIER_KINDS = {
 }
 
 
-def alert_from_sns(record: Mapping[str, Any]) -> Alert:
-    """The alert for one SNS record: the retrier's contract nicely, anything else generically."""
+def alert_from_sns(record: Mapping[str, Any]) -> Alert | None:
+    """The alert for one SNS record: retrier notices, CloudWatch alarms, anything else plainly.
+
+    None for a new or changed alarm settling into OK, which every deploy sends.
+    """
+    # batchwire.alarms builds on Alert: imported here, not above, so neither import is circular
+    from batchwire.alarms import alarm_alert, is_settling
+
     sns = record.get("Sns") or {}
     message = str(sns.get("Message") or "")
     topic = _last_part(str(sns.get("TopicArn") or "").replace(":", "/"))
@@ -397,6 +413,11 @@ def alert_from_sns(record: Mapping[str, Any]) -> Alert:
     kind = body.get("kind") if isinstance(body, dict) else None
     if isinstance(body, dict) and kind in RETRIER_KINDS and attribute in (None, kind):
         return _retrier_alert(body, topic, identity, sns)
+    if isinstance(body, dict) and is_settling(body):
+        return None
+    alarm = alarm_alert(body, identity) if isinstance(body, dict) else None
+    if alarm is not None:
+        return alarm
     shown = json.dumps(body, indent=2) if isinstance(body, (dict, list)) else message
     lines = shown.splitlines() or ["(empty message)"]
     return Alert(

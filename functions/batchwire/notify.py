@@ -2,7 +2,8 @@
 
 ``notify_slack`` reads the trigger (CloudWatch Logs subscription, EventBridge ECS or Batch
 failure, SNS), holds back repeats with a FloodGate, picks the webhook and mention from the
-routing rules, and posts. Every post runs once per trigger identity; a post Slack refused
+routing rules, and posts. A CloudWatch alarm's change out of ALARM says how long the ALARM
+lasted (AlarmStates). Every post runs once per trigger identity; a post Slack refused
 raises, so the trigger's retries and the on-failure destination keep the alert.
 """
 
@@ -14,11 +15,12 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
+from batchwire.alarms import AlarmStates, alarm_lasted
 from batchwire.alerts import (
     SEVERITIES,
     Alert,
@@ -49,7 +51,9 @@ class Route(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """One routing rule: alerts from ``source`` at ``minSeverity`` or above go to its webhook.
 
     ``source`` is a glob over the log group (``/aws/batch/job*``) or ``ecs:<cluster>``,
-    ``batch:<queue>``, ``sns:<topic>``. The first matching rule decides.
+    ``batch:<queue>``, ``alarm:<alarm name>``, ``sns:<topic>``. The first matching rule
+    decides. An alert that resolves a problem (an alarm's OK) is matched at the problem's
+    severity, so it goes where the problem went.
     """
 
     source: Annotated[str, msgspec.Meta(min_length=1)] = "*"
@@ -69,9 +73,10 @@ class Route(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             )
 
     def matches(self, alert: Alert) -> bool:
-        return fnmatch.fnmatchcase(alert.source, self.source) and SEVERITIES.index(
-            alert.severity
-        ) >= SEVERITIES.index(self.min_severity)
+        severity = SEVERITIES.index(alert.resolves or alert.severity)
+        return fnmatch.fnmatchcase(alert.source, self.source) and severity >= SEVERITIES.index(
+            self.min_severity
+        )
 
 
 def parse_routes(text: str, allowed_secret_arns: Sequence[str]) -> tuple[Route, ...]:
@@ -188,6 +193,17 @@ class FloodGate:
         sent = float(previous.get("last_sent", {}).get("N", "0"))
         return Claim(key, True, suppressed, now, sent, suppressed)
 
+    def reopen(self, alert: Alert) -> None:
+        """Let the next alert like ``alert`` through at once, whatever the window holds."""
+        with contextlib.suppress(self.dynamodb.exceptions.ConditionalCheckFailedException):
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"id": {"S": self.key_of(alert)}},
+                UpdateExpression="SET last_sent = :zero",
+                ConditionExpression="attribute_exists(id)",
+                ExpressionAttributeValues={":zero": {"N": "0"}},
+            )
+
     def release(self, claim: Claim) -> None:
         """Give the window back after a failed post, so the retry is not suppressed."""
         # a failed condition means another alert took the window meanwhile: nothing to undo
@@ -226,7 +242,7 @@ def alerts_from_event(event: Any, region: str) -> list[Alert]:
         ]
         if problems:
             raise RequestError("only SNS records are understood", problems)
-        return [alert_from_sns(record) for record in records]
+        return [alert for alert in map(alert_from_sns, records) if alert is not None]
     source, detail_type = event.get("source"), event.get("detail-type")
     if source == "aws.ecs" and detail_type == "ECS Task State Change":
         return [alert for alert in [alert_from_ecs_task(event)] if alert]
@@ -277,13 +293,16 @@ def notify_slack(
     once: RunOnce,
     redactor: Redactor,
     delivery: Delivery,
+    alarm_states: AlarmStates | None = None,
 ) -> dict[str, Any]:
     """Post each alert of ``event`` to Slack unless flood control holds it back.
 
     Returns one outcome per alert (kind, source, fingerprint, posted, suppressed count),
     never log text. Raises SlackDeliveryError when Slack refused a post after retries.
+    ``alarm_states`` defaults to the FloodGate's table and client (AlertStateTable).
     """
     alerts = alerts_from_event(event, region)
+    states = alarm_states or AlarmStates(gate.table, gate.dynamodb)
     outcomes = []
     for alert in alerts:
         secret_arn, mention = route_for(alert, delivery.routes, delivery.default_secret_arn)
@@ -291,6 +310,10 @@ def notify_slack(
         def post_once(
             alert: Alert = alert, secret_arn: str = secret_arn, mention: str = mention
         ) -> dict[str, Any]:
+            if alert.alarm is not None:
+                # every change counts, held back or not: the ALARM's start is the alarm's
+                began = states.note(alert.alarm, alert.identity, now)
+                alert = alarm_lasted(alert, began) if began else alert
             claim = gate.claim(alert, now)
             if not claim.granted:
                 return {"posted": False, "suppressedNow": True, "suppressedBefore": 0}
@@ -306,6 +329,10 @@ def notify_slack(
             except Exception:
                 gate.release(claim)
                 raise
+            if alert.alarm is not None and alert.alarm.new_state != "ALARM":
+                # Slack now says the alarm left ALARM: its next ALARM must be seen, even
+                # within the window (a flapping alarm errs towards showing ALARM)
+                gate.reopen(replace(alert, signature="ALARM"))
             return {"posted": True, "suppressedNow": False, "suppressedBefore": claim.suppressed}
 
         result = once.run_once(f"{alert.identity}#{alert.fingerprint}", post_once)

@@ -31,6 +31,8 @@ SEVERITY_ICON = {
     "warning": ":warning:",
     "info": ":information_source:",
 }
+#: The icon of an alert saying a problem is over (an alarm back to OK).
+RESOLVED_ICON = ":white_check_mark:"
 
 
 def format_alert(
@@ -50,7 +52,9 @@ def format_alert(
     def safe(text: str) -> str:
         return escape_for_slack(redactor.redact(text))
 
-    icon = SEVERITY_ICON.get(alert.severity, ":rotating_light:")
+    icon = (
+        RESOLVED_ICON if alert.resolves else SEVERITY_ICON.get(alert.severity, ":rotating_light:")
+    )
     title = f"{icon} *{clip(safe(alert.title), 500)}*"
     lead = f"{mention} {title}" if mention else title
     blocks: list[dict[str, Any]] = [section(lead)]
@@ -84,7 +88,7 @@ def format_alert(
         )
     if alert.links:
         blocks.append(section(" · ".join(link(url, safe(label)) for label, url in alert.links)))
-    fallback = f"{alert.severity.upper()}: {safe(alert.title)}"
+    fallback = f"{'RESOLVED' if alert.resolves else alert.severity.upper()}: {safe(alert.title)}"
     detail = alert.summary or (alert.lines[0] if alert.lines else "")
     if detail:
         fallback += f" - {safe(detail)}"

@@ -70,6 +70,8 @@ def log_alert(messages: list[str], group: str = "/aws/batch/job") -> Alert:
         "ecs-task-stopped-cannotpull.json",
         "batch-job-failed.json",
         "sns-task-retries-exhausted.json",
+        "sns-alarm.json",
+        "sns-alarm-ok.json",
     ],
 )
 def test_sample_event_gives_the_slack_message_in_its_snapshot(event_file: str) -> None:
