@@ -25,20 +25,33 @@ from batchwire.chain import (
     UnroutedError,
     chain_event,
 )
-from batchwire.chain_rules import parse_chain_rules
-from batchwire.config import IdempotentSettings, load_settings
-from batchwire.errors import RequestError
+from batchwire.chain_rules import chain_rules_from
+from batchwire.config import (
+    IdempotentSettings,
+    RulesCacheSeconds,
+    check_parameter_name,
+    load_settings,
+)
+from batchwire.errors import ConfigurationError, RequestError
 from batchwire.idempotency import OnceStore
+from batchwire.rule_sources import CurrentRules, ssm_parameter
 
 
 class ChainerSettings(IdempotentSettings, frozen=True, kw_only=True):
-    chain_rules: Annotated[str, msgspec.Meta(min_length=1)] = msgspec.field(name="CHAIN_RULES")
+    # the rules in template.yaml, the example workload's, then those in an SSM parameter
+    chain_rules: str = msgspec.field(name="CHAIN_RULES", default="")
+    example_chain_rules: str = msgspec.field(name="EXAMPLE_CHAIN_RULES", default="")
+    chain_rules_parameter: str | None = msgspec.field(name="CHAIN_RULES_PARAMETER", default=None)
+    rules_cache_seconds: RulesCacheSeconds = msgspec.field(name="RULES_CACHE_SECONDS", default=300)
     max_hops: Annotated[int, msgspec.Meta(ge=1, le=100)] = msgspec.field(
         name="CHAIN_MAX_HOPS", default=10
     )
     unrouted_action: Literal["warn", "error"] = msgspec.field(
         name="UNROUTED_ACTION", default="warn"
     )
+
+    def __post_init__(self) -> None:
+        check_parameter_name("CHAIN_RULES_PARAMETER", self.chain_rules_parameter)
 
 
 logger = Logger()
@@ -47,7 +60,14 @@ logger = Logger()
 tracer = Tracer(patch_modules=["botocore"])
 metrics = Metrics()
 settings = load_settings(ChainerSettings)
-rules = parse_chain_rules(settings.chain_rules)
+# Read (and the parameter fetched) now, so that a bad rule fails the cold start
+current_rules = CurrentRules(
+    chain_rules_from,
+    [("CHAIN_RULES", settings.chain_rules), ("EXAMPLE_CHAIN_RULES", settings.example_chain_rules)],
+    ssm_parameter(
+        settings.chain_rules_parameter, "CHAIN_RULES_PARAMETER", settings.rules_cache_seconds
+    ),
+)
 options = ChainOptions(
     max_hops=settings.max_hops, unrouted_is_error=settings.unrouted_action == "error"
 )
@@ -69,9 +89,14 @@ CORRELATION_ID_PATH = "id || Records[0].Sns.MessageId || Records[0].messageId"
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     once.register(context)
     try:
+        rules = current_rules()
         result = chain_event(event, rules=rules, options=options, batch=batch, once=once)
     except ChainRecordsFailed as failure:
         report(failure.outcomes)
+        raise
+    except ConfigurationError as error:  # the rules parameter changed and is invalid, or gone
+        metrics.add_metric(name="ChainFailed", unit=MetricUnit.Count, value=1)
+        logger.error(f"chain rules unusable; nothing was submitted, the event is retried: {error}")
         raise
     except RequestError as error:
         metrics.add_metric(name="ChainFailed", unit=MetricUnit.Count, value=1)

@@ -11,6 +11,7 @@ gc.disable()
 
 import re
 import time
+from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar
 
 import boto3
@@ -20,11 +21,24 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from batchwire.config import IdempotentSettings, load_settings
+from batchwire.config import (
+    IdempotentSettings,
+    RulesCacheSeconds,
+    check_parameter_name,
+    load_settings,
+)
 from batchwire.errors import ConfigurationError, RequestError
 from batchwire.idempotency import OnceStore
-from batchwire.notify import IDEMPOTENCY_PREFIX, Delivery, FloodGate, notify_slack, parse_routes
+from batchwire.notify import (
+    IDEMPOTENCY_PREFIX,
+    Delivery,
+    FloodGate,
+    Route,
+    notify_slack,
+    parse_routes,
+)
 from batchwire.redaction import build_redactor
+from batchwire.rule_sources import CurrentRules, Document, ssm_parameter
 from batchwire.slack import WebhookDelivery
 
 
@@ -38,7 +52,10 @@ class NotifierSettings(IdempotentSettings, frozen=True, kw_only=True):
     route_secret_arns: list[str] = msgspec.field(
         name="ROUTE_WEBHOOK_SECRET_ARNS", default_factory=list
     )
+    # the routes in template.yaml, then those in an SSM parameter: the first match decides
     routes: str = msgspec.field(name="ROUTES", default="[]")
+    routes_parameter: str | None = msgspec.field(name="ROUTES_PARAMETER", default=None)
+    rules_cache_seconds: RulesCacheSeconds = msgspec.field(name="RULES_CACHE_SECONDS", default=300)
     redact_patterns: list[str] = msgspec.field(name="REDACT_PATTERNS", default_factory=list)
     alert_state_table: Annotated[str, msgspec.Meta(min_length=1)] = msgspec.field(
         name="ALERT_STATE_TABLE"
@@ -68,6 +85,7 @@ class NotifierSettings(IdempotentSettings, frozen=True, kw_only=True):
                 "Secrets Manager secret holding the Slack webhook URL "
                 "(template parameter SlackWebhookSecretArn)"
             )
+        check_parameter_name("ROUTES_PARAMETER", self.routes_parameter)
 
 
 logger = Logger()
@@ -77,14 +95,34 @@ tracer = Tracer(patch_modules=["botocore", "httplib"])
 metrics = Metrics()
 try:
     settings = load_settings(NotifierSettings)
-    routes = parse_routes(
-        settings.routes, [settings.webhook_secret_arn, *settings.route_secret_arns]
-    )
 except ConfigurationError as error:
-    # the error quotes the wrong value, or the whole routing rule: a webhook URL put where
-    # a secret's ARN belongs must not reach the logs
+    # the error quotes the wrong value: a webhook URL put where a secret's ARN belongs must
+    # not reach the logs
     raise ConfigurationError(build_redactor().redact(str(error))) from None
 redactor = build_redactor(settings.redact_patterns)
+
+
+def routes_from(documents: Sequence[Document]) -> tuple[Route, ...]:
+    """The routes of each document in order; each may use only the allowed webhook secrets."""
+    allowed = [settings.webhook_secret_arn, *settings.route_secret_arns]
+    routes: list[Route] = []
+    for source, text in documents:
+        try:
+            routes.extend(parse_routes(text, allowed))
+        except ConfigurationError as error:
+            # the error quotes the whole routing rule: a webhook URL put where a secret's
+            # ARN belongs must not reach the logs
+            message = str(error) if source == "ROUTES" else f"{source}: {error}"
+            raise ConfigurationError(redactor.redact(message)) from None
+    return tuple(routes)
+
+
+# Read (and the parameter fetched) now, so that a bad route fails the cold start
+current_routes = CurrentRules(
+    routes_from,
+    [("ROUTES", settings.routes)],
+    ssm_parameter(settings.routes_parameter, "ROUTES_PARAMETER", settings.rules_cache_seconds),
+)
 gate = FloodGate(
     settings.alert_state_table, settings.alert_window_seconds, boto3.client("dynamodb")
 )
@@ -111,7 +149,10 @@ def webhook_url(secret_arn: str) -> str:
     return url
 
 
-delivery = Delivery(settings.webhook_secret_arn, routes, webhook_url, webhook.post)
+def delivery() -> Delivery:
+    """How alerts leave, with the routes in use now (ROUTES_PARAMETER's value may change)."""
+    return Delivery(settings.webhook_secret_arn, current_routes(), webhook_url, webhook.post)
+
 
 # What init made lives as long as the process: frozen, later collections skip it. The few
 # cycles init left as garbage (about 0.3 MB by bench/) are kept with it.
@@ -133,7 +174,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             gate=gate,
             once=once,
             redactor=redactor,
-            delivery=delivery,
+            delivery=delivery(),
         )
     except RequestError as error:
         metrics.add_metric(name="NotifyFailed", unit=MetricUnit.Count, value=1)

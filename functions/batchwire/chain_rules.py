@@ -1,6 +1,6 @@
-"""Chain rules: which finished-job message starts which jobs, validated once at cold start.
+"""Chain rules: which finished-job message starts which jobs, validated before use.
 
-The document lives in the ``CHAIN_RULES`` environment variable as JSON::
+A rules document is JSON::
 
     {"messageVariable": "DOWNLOAD_MESSAGE",
      "rules": [{"name": "feed-updated-download",
@@ -9,7 +9,9 @@ The document lives in the ``CHAIN_RULES`` environment variable as JSON::
                 "submit": {"jobName": "download", "jobQueue": "feeds", "jobDefinition": "dl"}}]}
 
 ``submit`` is a job request in exactly the schedule submitter's format (one job at the top
-level, or ``{"jobs": [...]}``) and is checked by the same validator.
+level, or ``{"jobs": [...]}``) and is checked by the same validator. The chainer reads
+several documents in order (the ``CHAIN_RULES`` and ``EXAMPLE_CHAIN_RULES`` environment
+variables, then an SSM parameter; see :func:`chain_rules_from`).
 """
 
 from __future__ import annotations
@@ -118,7 +120,8 @@ class _RuleModel(_Strict, frozen=True, kw_only=True):
 
 class _DocumentModel(_Strict, frozen=True, kw_only=True):
     messageVariable: NonEmptyStr = DEFAULT_MESSAGE_VARIABLE
-    rules: Annotated[list[Any], msgspec.Meta(min_length=1)]
+    # no rules is allowed: a source may be empty while the others hold the rules
+    rules: list[Any] = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
         _check_variable_name("messageVariable", self.messageVariable)
@@ -135,19 +138,20 @@ class ChainRule:
     request: JobRequest
 
 
-def parse_chain_rules(text: str, variable: str = "CHAIN_RULES") -> tuple[ChainRule, ...]:
-    """Validate the rules document; ConfigurationError names each rule and field at fault."""
+def parse_chain_rules(text: str, source: str = "CHAIN_RULES") -> tuple[ChainRule, ...]:
+    """Validate the rules document; ConfigurationError names ``source`` (where the document
+    came from: a variable, a parameter), each rule and field at fault."""
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ConfigurationError(f"{variable} is not valid JSON: {error}") from None
+        raise ConfigurationError(f"{source} is not valid JSON: {error}") from None
     try:
         model = msgspec.convert(document, _DocumentModel)
     except msgspec.ValidationError as error:
         parts, message = validation_problem(error, document)
         # a problem of the whole document (its messageVariable) needs no path before it
         problem = f"{field_path(parts)}: {message}" if parts else message
-        raise _config_error(variable, [problem]) from None
+        raise _config_error(source, [problem]) from None
 
     problems: list[str] = []
     rules: list[ChainRule] = []
@@ -162,7 +166,34 @@ def parse_chain_rules(text: str, variable: str = "CHAIN_RULES") -> tuple[ChainRu
             seen.add(rule.name)
             rules.append(rule)
     if problems:
-        raise _config_error(variable, problems)
+        raise _config_error(source, problems)
+    return tuple(rules)
+
+
+def chain_rules_from(documents: Sequence[tuple[str, str]]) -> tuple[ChainRule, ...]:
+    """The rules of several documents, given as (source, text), in their order.
+
+    A blank text has no rules. Each document keeps its own ``messageVariable`` default. Rule
+    names must be unique across all documents, because a name is part of the idempotency key
+    of the jobs its rule submits; a name in two sources is a ConfigurationError naming both.
+    """
+    rules: list[ChainRule] = []
+    source_of: dict[str, str] = {}
+    clashes: list[str] = []
+    for source, text in documents:
+        if not text.strip():
+            continue
+        for rule in parse_chain_rules(text, source):
+            if rule.name in source_of:
+                clashes.append(f"{rule.name!r} is in {source_of[rule.name]} and in {source}")
+                continue
+            source_of[rule.name] = source
+            rules.append(rule)
+    if clashes:
+        raise ConfigurationError(
+            "chain rule names must be unique across all sources (a name keys the jobs its "
+            "rule submitted): " + "; ".join(clashes) + "; rename or remove one of each pair"
+        )
     return tuple(rules)
 
 
@@ -239,7 +270,7 @@ def _rule_label(index: int, raw: Any) -> str:
     return f"rules[{index}]" + (f" ({name!r})" if isinstance(name, str) else "")
 
 
-def _config_error(variable: str, problems: Sequence[str]) -> ConfigurationError:
+def _config_error(source: str, problems: Sequence[str]) -> ConfigurationError:
     return ConfigurationError(
-        f"{variable} is not a valid chain rules document: " + "; ".join(problems)
+        f"{source} is not a valid chain rules document: " + "; ".join(problems)
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -12,6 +13,14 @@ import msgspec
 from batchwire.errors import REQUIRED, ConfigurationError, field_path, validation_problem
 
 SettingsT = TypeVar("SettingsT", bound="EnvSettings")
+
+#: Seconds a rules document read from SSM Parameter Store is used before it is read again
+#: (0: read at every invocation).
+RulesCacheSeconds = Annotated[int, msgspec.Meta(ge=0, le=3600)]
+
+# A full parameter name: /segment/segment..., the characters SSM allows in names
+_PARAMETER_NAME = re.compile(r"^(/[A-Za-z0-9_.-]+)+$")
+_PARAMETER_NAME_MAX = 1011
 
 
 class EnvSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,6 +71,20 @@ def load_settings(model: type[SettingsT], environ: Mapping[str, str] | None = No
             detail = f"{inner}: {detail}" if inner else detail
             problem = f"environment variable {parts[0]}={source[parts[0]]!r}: {detail}"
         raise ConfigurationError(f"{model.__name__} cannot start: {problem}") from None
+
+
+def check_parameter_name(variable: str, name: str | None) -> None:
+    """Refuse ``name``, the value of ``variable``, unless it is a full SSM parameter name.
+
+    For a settings model's ``__post_init__``: the ValueError's message is what the person
+    starting the function reads.
+    """
+    if name is not None and (not _PARAMETER_NAME.match(name) or len(name) > _PARAMETER_NAME_MAX):
+        raise ValueError(
+            f"environment variable {variable}={name!r}: must be the full name of an SSM "
+            "parameter, starting with / (for example /batchwire/chain-rules); letters, "
+            f"digits and _ . - between the slashes, at most {_PARAMETER_NAME_MAX} characters"
+        )
 
 
 def comma_list(text: str) -> list[str]:

@@ -393,3 +393,214 @@ def test_invalid_hop_cap_names_the_variable(load_chainer: Loader) -> None:
 
     # Then the variable is named
     assert "environment variable CHAIN_MAX_HOPS='0'" in str(raised.value)
+
+
+# --------------------------------------------------------------------- rules in Parameter Store
+
+
+def rules_parameter(aws: InProcessAws, *rules: dict[str, Any], **top: Any) -> str:
+    """A new SSM String parameter holding a chain rules document; its name is unique."""
+    name = f"/batchwire/test-{uuid.uuid4().hex[:12]}/chain-rules"
+    update_parameter(aws, name, *rules, **top)
+    return name
+
+
+def update_parameter(aws: InProcessAws, name: str, *rules: dict[str, Any], **top: Any) -> None:
+    document = json.dumps({**top, "rules": list(rules)})
+    aws.client("ssm").put_parameter(Name=name, Value=document, Type="String", Overwrite=True)
+
+
+def named(rule: dict[str, Any], name: str, job_name: str = "download") -> dict[str, Any]:
+    """FEED_RULE under another name, submitting a job called ``job_name``."""
+    return {**rule, "name": name, "submit": {**rule["submit"], "jobName": job_name}}
+
+
+def test_rules_from_the_parameter_alone_submit_jobs(
+    aws: InProcessAws, load_chainer: Loader
+) -> None:
+    # Given no rules in the environment and the feed rule in an SSM parameter
+    name = rules_parameter(aws, FEED_RULE)
+    chainer = load_chainer(CHAIN_RULES="", CHAIN_RULES_PARAMETER=name)
+
+    # When the SNS sample arrives
+    [record] = invoke(chainer, sample("sns-job-finished.json"))["records"]
+
+    # Then the parameter's rule submitted its job
+    assert record["rules"] == ["feed-updated-download"]
+    [job] = jobs_in_queue(aws)
+    assert job["jobName"] == "download"
+
+
+def test_rules_of_each_source_fire_in_order_environment_first(
+    aws: InProcessAws, load_chainer: Loader
+) -> None:
+    # Given a matching rule in CHAIN_RULES, EXAMPLE_CHAIN_RULES and the SSM parameter, the
+    # parameter's document with a message variable of its own
+    name = rules_parameter(
+        aws, named(FEED_RULE, "from-ssm", "ssm-job"), messageVariable="FEED_EVENT"
+    )
+    chainer = load_chainer(
+        named(FEED_RULE, "from-template", "template-job"),
+        EXAMPLE_CHAIN_RULES=json.dumps(
+            {"rules": [named(FEED_RULE, "from-example", "example-job")]}
+        ),
+        CHAIN_RULES_PARAMETER=name,
+    )
+
+    # When the SNS sample arrives
+    [record] = invoke(chainer, sample("sns-job-finished.json"))["records"]
+
+    # Then all three fired, the template's first, and each kept its document's variable
+    assert record["rules"] == ["from-template", "from-example", "from-ssm"]
+    environments = {job["jobName"]: environment_of(job) for job in jobs_in_queue(aws)}
+    assert "DOWNLOAD_MESSAGE" in environments["template-job"]
+    assert "DOWNLOAD_MESSAGE" in environments["example-job"]
+    assert "FEED_EVENT" in environments["ssm-job"]
+    assert "DOWNLOAD_MESSAGE" not in environments["ssm-job"]
+
+
+def test_no_rules_anywhere_leaves_every_record_unrouted(
+    aws: InProcessAws, load_chainer: Loader
+) -> None:
+    # Given a chainer whose only document is empty
+    chainer = load_chainer(CHAIN_RULES='{"rules": []}')
+
+    # When the SNS sample arrives
+    [record] = invoke(chainer, sample("sns-job-finished.json"))["records"]
+
+    # Then it is unrouted and nothing is submitted
+    assert record["status"] == "unrouted"
+    assert jobs_in_queue(aws) == []
+
+
+def test_a_rule_name_in_the_environment_and_the_parameter_is_refused(
+    aws: InProcessAws, load_chainer: Loader
+) -> None:
+    # Given the feed rule in CHAIN_RULES and a rule of the same name in the parameter
+    name = rules_parameter(aws, named(FEED_RULE, "feed-updated-download", "other"))
+
+    # When the function starts
+    with pytest.raises(ConfigurationError) as raised:
+        load_chainer(FEED_RULE, CHAIN_RULES_PARAMETER=name)
+
+    # Then the error names the rule and both places it is in
+    assert (
+        f"'feed-updated-download' is in CHAIN_RULES and in SSM parameter {name} "
+        "(CHAIN_RULES_PARAMETER)"
+    ) in str(raised.value)
+
+
+def test_invalid_parameter_document_stops_the_cold_start(
+    aws: InProcessAws, load_chainer: Loader
+) -> None:
+    # Given a parameter whose rule's job has no definition
+    broken = {**FEED_RULE, "submit": {"jobName": "download", "jobQueue": "feeds"}}
+    name = rules_parameter(aws, broken)
+
+    # When the function starts
+    with pytest.raises(ConfigurationError) as raised:
+        load_chainer(CHAIN_RULES="", CHAIN_RULES_PARAMETER=name)
+
+    # Then the error names the parameter, the rule and the field
+    assert str(raised.value) == (
+        f"SSM parameter {name} (CHAIN_RULES_PARAMETER) is not a valid chain rules document: "
+        "rules[0] ('feed-updated-download').submit.jobDefinition: required, not given"
+    )
+
+
+def test_missing_parameter_stops_the_cold_start_naming_it(load_chainer: Loader) -> None:
+    # Given a parameter name nobody created
+    name = f"/batchwire/test-{uuid.uuid4().hex[:12]}/absent"
+
+    # When the function starts
+    with pytest.raises(ConfigurationError) as raised:
+        load_chainer(CHAIN_RULES_PARAMETER=name)
+
+    # Then the error names the parameter and what to do
+    assert f"SSM parameter {name} (CHAIN_RULES_PARAMETER) does not exist" in str(raised.value)
+    assert "leave CHAIN_RULES_PARAMETER empty" in str(raised.value)
+
+
+def test_parameter_name_without_its_path_is_refused(load_chainer: Loader) -> None:
+    # When the function starts with a bare name where the full name belongs
+    with pytest.raises(ConfigurationError) as raised:
+        load_chainer(CHAIN_RULES_PARAMETER="chain-rules")
+
+    # Then the variable is named, with the form expected
+    assert "CHAIN_RULES_PARAMETER='chain-rules': must be the full name of an SSM parameter" in (
+        str(raised.value)
+    )
+
+
+def test_updated_parameter_takes_effect_once_the_cache_expired(
+    aws: InProcessAws, load_chainer: Loader
+) -> None:
+    # Given rules read from the parameter at every invocation (cache of 0 s)
+    name = rules_parameter(aws, FEED_RULE)
+    chainer = load_chainer(CHAIN_RULES="", CHAIN_RULES_PARAMETER=name, RULES_CACHE_SECONDS="0")
+    invoke(chainer, sns_event(("first", {"event": "feed-updated"})))
+
+    # When the rule is changed to submit another job, and a message arrives
+    update_parameter(aws, name, named(FEED_RULE, "feed-updated-refresh", "refresh"))
+    [record] = invoke(chainer, sns_event(("second", {"event": "feed-updated"})))["records"]
+
+    # Then the new rule submitted it
+    assert record["rules"] == ["feed-updated-refresh"]
+    assert sorted(job["jobName"] for job in jobs_in_queue(aws)) == ["download", "refresh"]
+
+
+def test_within_the_cache_time_the_rules_read_at_start_stay(
+    aws: InProcessAws, load_chainer: Loader
+) -> None:
+    # Given rules read from the parameter, cached for the default 300 s
+    name = rules_parameter(aws, FEED_RULE)
+    chainer = load_chainer(CHAIN_RULES="", CHAIN_RULES_PARAMETER=name)
+
+    # When the parameter changes and a message arrives at once
+    update_parameter(aws, name, named(FEED_RULE, "feed-updated-refresh", "refresh"))
+    [record] = invoke(chainer, sample("sns-job-finished.json"))["records"]
+
+    # Then the rules read at cold start handled it: SSM was not asked again
+    assert record["rules"] == ["feed-updated-download"]
+
+
+def test_invalid_update_fails_the_invocation_and_submits_nothing(
+    aws: InProcessAws, load_chainer: Loader, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a chainer that read a valid parameter, read again at every invocation
+    name = rules_parameter(aws, FEED_RULE)
+    chainer = load_chainer(CHAIN_RULES="", CHAIN_RULES_PARAMETER=name, RULES_CACHE_SECONDS="0")
+
+    # When the parameter is changed to a rule without a queue, and a message arrives
+    update_parameter(aws, name, {**FEED_RULE, "submit": {"jobName": "d", "jobDefinition": "x"}})
+    with pytest.raises(ConfigurationError) as raised:
+        invoke(chainer, sample("sns-job-finished.json"))
+
+    # Then the invocation fails naming the parameter, the rule and the field, an ERROR says
+    # so, and no job was submitted (the earlier rules were not used instead)
+    problem = (
+        f"SSM parameter {name} (CHAIN_RULES_PARAMETER) is not a valid chain rules document: "
+        "rules[0] ('feed-updated-download').submit.jobQueue: required, not given"
+    )
+    assert str(raised.value).startswith(problem)
+    errors = [entry.getMessage() for entry in caplog.records if entry.levelname == "ERROR"]
+    assert any(problem in message for message in errors)
+    assert jobs_in_queue(aws) == []
+
+
+def test_corrected_parameter_resumes_chaining(aws: InProcessAws, load_chainer: Loader) -> None:
+    # Given a parameter that turned invalid after the cold start, failing an SQS batch whole
+    name = rules_parameter(aws, FEED_RULE)
+    chainer = load_chainer(CHAIN_RULES="", CHAIN_RULES_PARAMETER=name, RULES_CACHE_SECONDS="0")
+    update_parameter(aws, name, {"name": "broken"})
+    event = sample("sqs-chain-batch.json")
+    with pytest.raises(ConfigurationError):
+        invoke(chainer, event)
+
+    # When it is corrected and the queue delivers the batch again
+    update_parameter(aws, name, FEED_RULE)
+    response = invoke(chainer, event)
+
+    # Then the records are chained as if nothing had happened in between
+    assert response == {"batchItemFailures": []}
+    assert len(jobs_in_queue(aws)) == 3

@@ -7,7 +7,12 @@ from typing import Annotated, Any
 import msgspec
 import pytest
 
-from batchwire.config import IdempotentSettings, load_settings
+from batchwire.config import (
+    IdempotentSettings,
+    RulesCacheSeconds,
+    check_parameter_name,
+    load_settings,
+)
 from batchwire.errors import ConfigurationError, describe_validation_error
 
 
@@ -18,10 +23,13 @@ class _Settings(IdempotentSettings, frozen=True, kw_only=True):
     patterns: list[str] = msgspec.field(name="PATTERNS", default_factory=list)
     clusters: tuple[str, ...] = msgspec.field(name="CLUSTERS", default=())
     window: Annotated[int, msgspec.Meta(ge=1)] = msgspec.field(name="WINDOW", default=300)
+    rules_parameter: str | None = msgspec.field(name="RULES_PARAMETER", default=None)
+    cache_seconds: RulesCacheSeconds = msgspec.field(name="RULES_CACHE_SECONDS", default=300)
 
     def __post_init__(self) -> None:
         if "default" in self.clusters:
             raise ValueError("CLUSTERS: name the clusters to watch, not 'default'")
+        check_parameter_name("RULES_PARAMETER", self.rules_parameter)
 
 
 class _Variable(msgspec.Struct, forbid_unknown_fields=True):
@@ -97,6 +105,33 @@ def test_a_cross_field_check_speaks_for_itself() -> None:
     assert str(raised.value) == (
         "_Settings cannot start: CLUSTERS: name the clusters to watch, not 'default'"
     )
+
+
+@pytest.mark.parametrize("name", ["/batchwire/chain-rules", "/a", "/team_1/feeds.v2/rules"])
+def test_a_full_parameter_name_is_taken(name: str) -> None:
+    settings = load_settings(_Settings, {**BASE, "RULES_PARAMETER": name})
+    assert settings.rules_parameter == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["chain-rules", "arn:aws:ssm:eu-west-1:123456789012:parameter/x", "/a//b", "/a/", "/a b"],
+)
+def test_a_parameter_name_that_is_not_a_full_name_is_refused(name: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(_Settings, {**BASE, "RULES_PARAMETER": name})
+    assert str(raised.value).startswith(
+        f"_Settings cannot start: environment variable RULES_PARAMETER={name!r}: must be the "
+        "full name of an SSM parameter, starting with /"
+    )
+
+
+@pytest.mark.parametrize("value", ["-1", "3601", "five"])
+def test_a_rules_cache_time_out_of_range_is_named(value: str) -> None:
+    with pytest.raises(
+        ConfigurationError, match=f"environment variable RULES_CACHE_SECONDS='{value}'"
+    ):
+        load_settings(_Settings, {**BASE, "RULES_CACHE_SECONDS": value})
 
 
 def test_a_problem_names_its_path_and_quotes_the_wrong_value() -> None:

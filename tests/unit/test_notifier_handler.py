@@ -9,6 +9,7 @@ import importlib
 import json
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -121,6 +122,8 @@ def test_batch_traceback_reaches_slack_as_one_message(
         "ecs-task-stopped-cannotpull.json",
         "batch-job-failed.json",
         "sns-task-retries-exhausted.json",
+        "sns-alarm.json",
+        "sns-alarm-ok.json",
     ],
 )
 def test_failure_events_reach_slack(
@@ -399,3 +402,97 @@ def test_invalid_routing_rule_holding_a_webhook_url_fails_without_showing_it(
     # Then the error names the rule and the field, but not the URL
     assert "ROUTES[0]: mention '@here' is not" in str(raised.value)
     assert "hooks.slack.com" not in str(raised.value)
+
+
+# --------------------------------------------------------------------- routes in Parameter Store
+
+
+def routes_parameter(routes: list[dict[str, Any]]) -> str:
+    """A new SSM String parameter holding a routes list; its name is unique."""
+    name = f"/batchwire/test-{uuid.uuid4().hex[:12]}/routes"
+    update_routes(name, routes)
+    return name
+
+
+def update_routes(name: str, routes: list[dict[str, Any]]) -> None:
+    boto3.client("ssm", region_name=REGION).put_parameter(
+        Name=name, Value=json.dumps(routes), Type="String", Overwrite=True
+    )
+
+
+def test_route_only_in_the_parameter_sends_to_its_webhook(
+    aws: str, monkeypatch: pytest.MonkeyPatch, slack: SlackReceiver
+) -> None:
+    # Given no routes in the environment and an on-call route in an SSM parameter
+    with slack_receiver() as oncall:
+        oncall_arn = store_webhook("batchwire/oncall-webhook", oncall.url)
+        name = routes_parameter([{"source": "/aws/batch/*", "webhookSecretArn": oncall_arn}])
+        notifier = load_notifier(
+            monkeypatch, ROUTE_WEBHOOK_SECRET_ARNS=oncall_arn, ROUTES_PARAMETER=name
+        )
+        # When a Batch error arrives
+        notifier.handler(error_event("/aws/batch/job", "ERROR row rejected"), context())
+        # Then it went to on-call, not to the default webhook
+        assert [m["text"][:6] for m in oncall.accepted] == ["ERROR:"]
+        assert slack.requests == []
+
+
+def test_environment_routes_match_before_the_parameter_routes(
+    aws: str, monkeypatch: pytest.MonkeyPatch, slack: SlackReceiver
+) -> None:
+    # Given a route in ROUTES and one for the same alerts in the parameter
+    with slack_receiver() as oncall:
+        oncall_arn = store_webhook("batchwire/oncall-webhook", oncall.url)
+        name = routes_parameter([{"source": "/aws/batch/*", "webhookSecretArn": oncall_arn}])
+        notifier = load_notifier(
+            monkeypatch,
+            ROUTE_WEBHOOK_SECRET_ARNS=oncall_arn,
+            ROUTES=json.dumps([{"source": "/aws/batch/*", "mention": "<!here>"}]),
+            ROUTES_PARAMETER=name,
+        )
+        # When a Batch error arrives
+        notifier.handler(error_event("/aws/batch/job", "ERROR row rejected"), context())
+        # Then the environment's route decided: the default webhook, with its mention
+        assert [m["text"][:13] for m in slack.accepted] == ["<!here> ERROR"]
+        assert oncall.requests == []
+
+
+def test_invalid_route_in_the_parameter_stops_the_cold_start_without_showing_the_url(
+    aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a parameter whose second route holds webhook URLs where its secret's ARN belongs
+    urls = ["https://hooks.slack.com/services/T0/B0/abc"]
+    name = routes_parameter([{"source": "*"}, {"webhookSecretArn": urls}])
+    # When the function starts
+    with pytest.raises(ConfigurationError) as raised:
+        load_notifier(monkeypatch, ROUTES_PARAMETER=name)
+    # Then the error names the parameter, the route and the field, but not the URL
+    assert f"SSM parameter {name} (ROUTES_PARAMETER): " in str(raised.value)
+    assert "ROUTES[1].webhookSecretArn: Expected str | null, got array" in str(raised.value)
+    assert "hooks.slack.com" not in str(raised.value)
+
+
+def test_invalid_route_update_fails_the_invocation_and_posts_nothing(
+    aws: str, monkeypatch: pytest.MonkeyPatch, slack: SlackReceiver
+) -> None:
+    # Given routes read from the parameter at every invocation
+    name = routes_parameter([{"source": "/aws/batch/*", "mention": "<!here>"}])
+    notifier = load_notifier(monkeypatch, ROUTES_PARAMETER=name, RULES_CACHE_SECONDS="0")
+    # When the parameter is changed to a route with webhook URLs where an ARN belongs
+    update_routes(name, [{"webhookSecretArn": ["https://hooks.slack.com/services/T0/B0/abc"]}])
+    with pytest.raises(ConfigurationError) as raised:
+        notifier.handler(error_event("/aws/batch/job", "ERROR x"), context())
+    # Then the invocation fails naming the parameter and the field, without the URL, and
+    # nothing reached Slack (the earlier route was not used instead)
+    assert f"SSM parameter {name} (ROUTES_PARAMETER): " in str(raised.value)
+    assert "ROUTES[0].webhookSecretArn: Expected str | null, got array" in str(raised.value)
+    assert "hooks.slack.com" not in str(raised.value)
+    assert slack.requests == []
+
+
+def test_missing_routes_parameter_stops_the_cold_start_naming_it(
+    aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"/batchwire/test-{uuid.uuid4().hex[:12]}/absent"
+    with pytest.raises(ConfigurationError, match=f"SSM parameter {name} \\(ROUTES_PARAMETER\\)"):
+        load_notifier(monkeypatch, ROUTES_PARAMETER=name)
