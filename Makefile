@@ -16,7 +16,7 @@ EVENT ?= events/schedule.json
 PARAMS ?=
 STACK ?=
 
-.PHONY: help demo test lint format typecheck validate rehearse local-stack pytest invoke build build-check bench clean
+.PHONY: help demo test lint format typecheck validate rehearse local-stack pytest invoke build build-check bench docs clean
 
 help:
 	@echo "make demo       run the whole flow locally (moto server + local Slack stand-in)"
@@ -28,6 +28,7 @@ help:
 	@echo "                run one deployed function in-process (default: the local stack)"
 	@echo "make build      sam build (needs python3.13 on PATH)"
 	@echo "make bench      benchmarks against the naive baseline"
+	@echo "make docs       regenerate docs/parameters.md from template.yaml (a test fails when stale)"
 
 $(STAMP): requirements-dev.txt functions/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -91,6 +92,10 @@ build: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# docs/parameters.md from template.yaml; tests/unit/test_parameter_reference.py fails when stale.
+docs: $(STAMP)
+	$(BIN)/python -m devtools.parameter_reference
 
 clean:
 	rm -rf $(VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache

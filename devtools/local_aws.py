@@ -222,3 +222,56 @@ def _register_definition(batch: Any, name: str, role_arn: str) -> str:
         },
     )["jobDefinitionArn"]
     return arn
+
+
+#: Where the local tools keep the chain rules of the Batch workload above, as a user would:
+#: an SSM parameter named by the stack's ChainRulesParameterName.
+CHAIN_RULES_PARAMETER = "/batchwire/local/chain-rules"
+
+
+def feed_chain_rules(queue: str = "feeds", consumer: str = "feedstream-consumer") -> str:
+    """The chain rules of the Batch workload above (a JSON document, docs/chainer.md).
+
+    A message announcing an updated feed (attribute ``event=feed-updated``, as in
+    events/sns-job-finished.json) starts the consumer job with the message; a nightly job
+    that succeeded (events/batch-job-succeeded.json) starts its publish job.
+    """
+    return json.dumps(
+        {
+            "messageVariable": "DOWNLOAD_MESSAGE",
+            "rules": [
+                {
+                    "name": "feed-updated-download",
+                    "match": {"messageAttributes": {"event": "feed-updated"}},
+                    "fromMessage": {"parameters": {"feed": "feed"}},
+                    "submit": {
+                        "jobName": "download-{scheduled_time:%Y%m%d}",
+                        "jobQueue": queue,
+                        "jobDefinition": consumer,
+                        "containerOverrides": {
+                            "environment": [{"name": "PARALLELISM", "value": "15"}]
+                        },
+                    },
+                },
+                {
+                    "name": "nightly-import-publish",
+                    "match": {"jobName": "nightly-[0-9]*", "jobQueue": queue},
+                    "fromMessage": {"environment": {"UPSTREAM_JOB_ID": "jobId"}},
+                    "submit": {
+                        "jobName": "nightly-publish-{scheduled_time:%Y%m%d}",
+                        "jobQueue": queue,
+                        "jobDefinition": consumer,
+                    },
+                },
+            ],
+        },
+        indent=1,
+    )
+
+
+def put_chain_rules(
+    client: Callable[[str], Any], text: str, name: str = CHAIN_RULES_PARAMETER
+) -> str:
+    """Store a chain rule document in SSM (overwriting), as ``aws ssm put-parameter`` does."""
+    client("ssm").put_parameter(Name=name, Value=text, Type="String", Overwrite=True)
+    return name

@@ -24,7 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from devtools.ecs_local import EcsWorkload, create_ecs_workload
-from devtools.local_aws import LocalAws, create_batch_workload, moto_server
+from devtools.local_aws import (
+    LocalAws,
+    create_batch_workload,
+    feed_chain_rules,
+    moto_server,
+    put_chain_rules,
+)
 from devtools.rehearse import DeployedStack, deploy, local_slack_secret, transform
 from devtools.slack_receiver import SlackReceiver, slack_receiver
 from devtools.template import LOCAL_STACK_STATE, load_template
@@ -71,14 +77,16 @@ def running_local_stack(
 
     The ECS workload's cluster is the retrier's default (``batch-jobs``), its security group
     the retrier's, and its subnet and group the dispatcher's (when ``DispatcherTaskFamily``
-    turns it on); the Batch queue and definitions are the defaults the sample events and
-    chain rules name (``feeds``, ``feedstream-Broadbean``, ``feedstream-consumer``).
+    turns it on); the Batch queue and definitions are the defaults the sample events
+    name (``feeds``, ``feedstream-Broadbean``, ``feedstream-consumer``), and their chain
+    rules are kept in SSM, as ChainRulesParameterName reads them.
     """
     with moto_server() as local, slack_receiver() as slack:
         batch = create_batch_workload(local.client)
         ecs = create_ecs_workload(local.client("ec2"), local.client("ecs"))
         values = {
             "SlackWebhookSecretArn": local_slack_secret(local, slack.url),
+            "ChainRulesParameterName": put_chain_rules(local.client, feed_chain_rules()),
             "RetrierSecurityGroupIds": ecs.security_group,
             # where the dispatcher's tasks run, when DispatcherTaskFamily turns it on
             "DispatcherSubnetIds": ecs.subnet,

@@ -160,6 +160,10 @@ def _document(text: Any) -> dict[str, Any]:
         loaded = ast.literal_eval(text)
     if not isinstance(loaded, dict):
         raise RehearsalError(f"not a policy document: {str(text)[:200]}")
+    if isinstance(loaded.get("Statement"), list):
+        # moto's CloudFormation leaves a null where !If chose AWS::NoValue; CloudFormation
+        # leaves no statement
+        loaded["Statement"] = [s for s in loaded["Statement"] if s is not None]
     return loaded
 
 
@@ -577,6 +581,8 @@ class Workloads:
     #: A job queue of the rehearsal's own: moto keeps one state per process, shared with
     #: anything else this process runs against a moto server.
     job_queue: str = "rehearsal-feeds"
+    #: Its chain rules, in SSM as a user keeps a rule set (ChainRulesParameterName).
+    chain_rules_parameter: str = "/batchwire/rehearsal/chain-rules"
 
     @property
     def overrides(self) -> dict[str, str]:
@@ -585,6 +591,7 @@ class Workloads:
             "RetrierBackoffIntervalSeconds": "0",
             "JobQueueNames": self.job_queue,
             "ScheduleJobQueue": self.job_queue,
+            "ChainRulesParameterName": self.chain_rules_parameter,
             # the queue dispatcher, on the same sample task definition the retrier runs
             "DispatcherTaskFamily": self.ecs.task_definition_arn.rpartition("/")[2].split(":")[0],
             "DispatcherClusterName": self.ecs.cluster_arn.rpartition("/")[2],
@@ -605,10 +612,12 @@ def create_workloads(local: LocalAws) -> Workloads:
     """A Batch queue and job definitions for the submitter and chainer, an ECS cluster and
     task definition for the retrier (cluster ``batch-jobs``, the stack's default)."""
     from devtools.ecs_local import create_ecs_workload
-    from devtools.local_aws import create_batch_workload
+    from devtools.local_aws import create_batch_workload, feed_chain_rules, put_chain_rules
 
     workloads = Workloads(create_ecs_workload(local.client("ec2"), local.client("ecs")))
     create_batch_workload(local.client, queue=workloads.job_queue)
+    rules = feed_chain_rules(queue=workloads.job_queue)
+    put_chain_rules(local.client, rules, workloads.chain_rules_parameter)
     return workloads
 
 

@@ -38,15 +38,18 @@ from pathlib import Path
 from typing import Any
 
 from devtools.local_aws import ACCOUNT_ID, REGION, LocalAws, moto_server
-from devtools.template import ROOT, TEMPLATE, load_template
+from devtools.template import ROOT, TEMPLATE, expand_loops, load_template
 
 #: The example variant also runs the queue dispatcher on the example task definition, with
 #: WorkTopic, so that every optional part of the template is created in one of the two.
+#: ``{stack}`` stands for the stack's name: the example workload's names derive from it.
 VARIANTS: dict[str, dict[str, str]] = {
     "default": {},
     "example": {
         "ExampleWorkload": "on",
-        "DispatcherTaskFamily": "batchwire-example",
+        "RetrierClusterNames": "batch-jobs,{stack}-example",
+        "DispatcherTaskFamily": "{stack}-example",
+        "DispatcherClusterName": "{stack}-example",
         "DispatcherContainerName": "report",
         "WorkTopicEnabled": "on",
     },
@@ -78,13 +81,12 @@ def transform(template: dict[str, Any], parameters: Mapping[str, str]) -> dict[s
     A local CodeUri stands for the S3 object that ``sam package`` uploads, as in
     ``sam validate``; managed policy names resolve to their ARNs without asking IAM.
     """
-    import copy
 
     import boto3
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
 
-    source = copy.deepcopy(template)
+    source = expand_loops(template, parameters)
     for part in [source.get("Globals", {}).get("Function", {})] + [
         resource.get("Properties", {})
         for resource in source.get("Resources", {}).values()
@@ -208,9 +210,12 @@ def moto_workarounds() -> Iterator[Workarounds]:
     - an EventPattern given as a JSON string is encoded once more by moto: decode it first;
     - a Batch compute environment without ServiceRole uses the service-linked role in
       CloudFormation; moto requires the property;
-    - a Batch job definition without RetryStrategy is one attempt; moto requires it.
+    - a Batch job definition without RetryStrategy is one attempt; moto requires it;
+    - a container of a Fargate task definition may leave its memory to the task's; moto
+      places tasks by container memory and fails RunTask without it.
     """
     from moto.batch.models import ComputeEnvironment, JobDefinition
+    from moto.ecs.models import TaskDefinition
     from moto.events.models import Rule
 
     done = Workarounds()
@@ -253,7 +258,17 @@ def moto_workarounds() -> Iterator[Workarounds]:
             return "AWS::Batch::JobDefinition: default RetryStrategy (1 attempt) given to moto"
         return None
 
+    def container_memory(props: dict[str, Any], _: str) -> str | None:
+        containers = props.get("ContainerDefinitions", [])
+        bare = [c for c in containers if "Memory" not in c and "MemoryReservation" not in c]
+        if bare and props.get("Memory"):
+            for container in bare:
+                container["Memory"] = int(props["Memory"]) // len(containers)
+            return "AWS::ECS::TaskDefinition: the task's memory given to its containers for moto"
+        return None
+
     wrap(Rule, pattern)
+    wrap(TaskDefinition, container_memory)
     wrap(ComputeEnvironment, service_role)
     wrap(JobDefinition, retry_strategy)
     try:
@@ -330,6 +345,11 @@ def _service_linked_roles(local: LocalAws) -> None:
             iam.create_service_linked_role(AWSServiceName=service)
 
 
+def stack_name_of(variant: str) -> str:
+    """The rehearsal's stack of ``variant``."""
+    return f"batchwire-rehearsal-{variant}"
+
+
 def _moto_stack(name: str) -> Any:
     from moto.cloudformation.models import cloudformation_backends
 
@@ -346,6 +366,7 @@ def deploy(
     variant: str,
     overrides: Mapping[str, str],
     stack_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> DeployedStack:
     """Create the transformed template as a stack in the local engine (CREATE_COMPLETE)."""
     from moto.cloudformation.parsing import get_model_map
@@ -353,7 +374,7 @@ def deploy(
     template = json.loads(json.dumps(transformed))
     package_functions(local, template)
     parameters = stack_parameters(template, overrides)
-    name = stack_name or f"batchwire-rehearsal-{variant}"
+    name = stack_name or stack_name_of(variant)
     _service_linked_roles(local)
     cloudformation = local.client("cloudformation")
     with moto_workarounds() as workarounds:
@@ -365,6 +386,7 @@ def deploy(
                     {"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()
                 ],
                 Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+                Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()],
             )
         except Exception as error:
             raise RehearsalError(f"{variant}: CreateStack failed: {error}") from error
@@ -432,16 +454,23 @@ def expected_triggers(sam_template: dict[str, Any]) -> dict[str, str]:
     with a Ref or GetAtt.
     """
     expected = {}
+    types = {
+        logical_id: resource.get("Type")
+        for logical_id, resource in sam_template.get("Resources", {}).items()
+    }
     for logical_id, resource in sam_template.get("Resources", {}).items():
         props = resource.get("Properties", {})
         if resource.get("Type") == "AWS::Serverless::Function":
             for event in props.get("Events", {}):
                 expected[f"{logical_id}{event}"] = logical_id
         elif resource.get("Type") in TRIGGER_TYPES:
-            target = props.get("FunctionName", props.get("DestinationArn"))
-            named = _referenced_resource(target)
-            if named:
-                expected[logical_id] = named
+            targets = [props.get("FunctionName", props.get("DestinationArn"))]
+            targets += [(props.get("Target") or {}).get("Arn")]
+            targets += [target.get("Arn") for target in props.get("Targets") or []]
+            for named in filter(None, map(_referenced_resource, targets)):
+                # a schedule may run an ECS task instead: only functions are checked here
+                if types.get(named) == "AWS::Serverless::Function":
+                    expected[logical_id] = named
     return expected
 
 
@@ -676,10 +705,15 @@ def rehearse_variant(
     overrides: Mapping[str, str] | None = None,
     checkov: bool = True,
     stack_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> VariantReport:
     """Transform, lint, scan, deploy and check one variant; never raises for a found problem."""
     sam_template = sam_template if sam_template is not None else load_template()
-    parameters = {**VARIANTS.get(variant, {}), **(overrides or {})}
+    stack_name = stack_name or stack_name_of(variant)
+    parameters = {
+        name: value.replace("{stack}", stack_name)
+        for name, value in {**VARIANTS.get(variant, {}), **(overrides or {})}.items()
+    }
     if "SlackWebhookSecretArn" not in parameters:
         parameters["SlackWebhookSecretArn"] = local_slack_secret(local)
     if parameters.get("ExampleWorkload") == "on":
@@ -688,6 +722,8 @@ def rehearse_variant(
             parameters.setdefault(name.replace("Example", "Dispatcher", 1), value)
     report = VariantReport(variant)
     try:
+        # what the checks below read: the template after its loops, as CloudFormation has it
+        sam_template = expand_loops(sam_template, parameters)
         transformed = transform(sam_template, parameters)
     except Exception as error:
         report.lint_findings.append(f"the SAM transform refused the template: {error}")
@@ -700,7 +736,7 @@ def rehearse_variant(
         report.checkov, report.checkov_problems = scan(path, transformed)
     report.wiring_problems += undeclared_references(sam_template)
     try:
-        report.stack = deploy(local, transformed, variant, parameters, stack_name)
+        report.stack = deploy(local, transformed, variant, parameters, stack_name, tags)
     except RehearsalError as error:
         report.wiring_problems.append(str(error))
         return report
@@ -711,11 +747,26 @@ def rehearse_variant(
 
 
 def format_report(
-    reports: list[VariantReport], seconds: float, sam_template: dict[str, Any]
+    reports: list[VariantReport],
+    seconds: float,
+    sam_template: dict[str, Any],
+    side_by_side: list[str] | None = None,
+    side_notes: list[str] | None = None,
 ) -> str:
     lines = []
     for report in reports:
-        lines.append(f"== {report.variant} ({_describe(VARIANTS.get(report.variant, {}))})")
+        given = report.stack.parameters if report.stack else {}
+        shown = {
+            name: given.get(name, value) for name, value in VARIANTS.get(report.variant, {}).items()
+        }
+        if report.variant not in VARIANTS and report.stack is not None:
+            shown = {k: v for k, v in given.items() if k != "SlackWebhookSecretArn"}
+            shown = {
+                k: v
+                for k, v in shown.items()
+                if str(sam_template["Parameters"][k].get("Default")) != v
+            }
+        lines.append(f"== {report.variant} ({_describe(shown)})")
         lines.append(
             "   cfn-lint + serverless rules on the transformed template: "
             f"{len(report.lint_findings)} findings"
@@ -739,14 +790,22 @@ def format_report(
                     lines.append(f"     {len(ids):3d}  {kind}")
             for note, count in sorted(stack.workarounds.items()):
                 lines.append(f"   worked around for moto ({count}x): {note}")
+            expanded = expand_loops(sam_template, stack.parameters)
             lines.append(
-                f"   wiring: {len(expected_triggers(sam_template))} triggers, "
-                f"{sum(len(v) for v in environment_references(sam_template).values())} "
+                f"   wiring: {len(expected_triggers(expanded))} triggers, "
+                f"{sum(len(v) for v in environment_references(expanded).values())} "
                 f"resource names in environments, {len(stack.functions())} handlers imported"
             )
         for problem in report.problems:
             lines.append(f"   FAILED {problem}")
-    failed = sum(len(report.problems) for report in reports)
+    if side_by_side is not None and len(reports) > len(VARIANTS):
+        together = ", ".join(r.stack.name for r in reports[len(VARIANTS) :] if r.stack)
+        lines.append(f"== side by side in one account: {together}")
+        lines.append("   names of every named resource compared: "
+                     f"{'no collision' if not side_by_side else 'COLLISIONS'}")  # fmt: skip
+        lines += [f"   {note}" for note in side_notes or []]
+        lines += [f"   FAILED {problem}" for problem in side_by_side]
+    failed = sum(len(report.problems) for report in reports) + len(side_by_side or [])
     verdict = "rehearsal passed" if not failed else f"rehearsal FAILED: {failed} problems"
     lines.append(f"{verdict} in {seconds:.1f} s")
     return "\n".join(lines)
@@ -773,13 +832,26 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     sam_template = load_template(args.template)
     reports = []
+    side_problems: list[str] = []
+    side_notes: list[str] = []
     with moto_server() as local:
         for variant in args.variant or list(VARIANTS):
             reports.append(
                 rehearse_variant(local, variant, sam_template, checkov=not args.no_checkov)
             )
-    print(format_report(reports, time.monotonic() - started, sam_template))
-    return 1 if any(report.problems for report in reports) else 0
+        if not args.variant:
+            from devtools.side_by_side import rehearse_side_by_side
+
+            side = rehearse_side_by_side(local, sam_template)
+            reports += side.reports
+            side_problems = side.problems
+            side_notes = [
+                f"stack tags of {name}: " + " ".join(f"{k}={v}" for k, v in tags.items())
+                for name, tags in side.tags.items()
+            ]
+    seconds = time.monotonic() - started
+    print(format_report(reports, seconds, sam_template, side_problems, side_notes))
+    return 1 if side_problems or any(report.problems for report in reports) else 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -50,8 +50,12 @@ class LocalStack:
         return self.local.client(service)
 
 
-def deploy_stack(local: LocalAws, parameters: Mapping[str, str] | None = None) -> DeployedStack:
-    """Deploy template.yaml into ``local`` under a name of its own.
+def deploy_stack(
+    local: LocalAws,
+    parameters: Mapping[str, str] | None = None,
+    sam_template: dict[str, Any] | None = None,
+) -> DeployedStack:
+    """Deploy template.yaml (or ``sam_template``) into ``local`` under a name of its own.
 
     moto keeps one state per process: a unique stack name makes every physical name
     (tables, queues, topics, functions) unique, so stacks of different tests never meet.
@@ -65,7 +69,7 @@ def deploy_stack(local: LocalAws, parameters: Mapping[str, str] | None = None) -
         values["SlackWebhookSecretArn"] = secrets.create_secret(
             Name=f"batchwire/{name}-slack", SecretString=UNANSWERED_WEBHOOK
         )["ARN"]
-    return deploy_local_stack(local, values, name)
+    return deploy_local_stack(local, values, name, sam_template)
 
 
 def invoke_environ(local: LocalAws, environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -104,3 +108,14 @@ def invoke(
 ) -> Invocation:
     """``make invoke FN=function EVENT=event STACK=<stack>`` against the stack's moto server."""
     return invoke_stack(stack.local, stack.name, function, event, environ)
+
+
+def rule_matches(stack: DeployedStack, logical_id: str, event: Mapping[str, Any]) -> bool:
+    """Whether the deployed rule ``logical_id`` takes ``event``: its pattern as EventBridge
+    holds it, matched by moto's EventBridge."""
+    from moto.events.models import EventPattern
+
+    events = stack.local.client("events")
+    name = stack.physical_ids[logical_id].rsplit("/", 1)[-1]
+    pattern = EventPattern.load(events.describe_rule(Name=name)["EventPattern"])
+    return bool(pattern.matches_event(cast(Any, event)))

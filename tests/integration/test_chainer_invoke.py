@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from devtools.local_aws import feed_chain_rules, put_chain_rules
 from devtools.rehearse import DeployedStack
 from tests.integration.invoke import (
     ROOT,
@@ -48,7 +49,7 @@ class Chainer:
 
 @pytest.fixture(scope="module")
 def chainer(local_stack: LocalStack) -> Chainer:
-    """The stack deployed with ScheduleJobQueue=<a new queue>, so its rules submit there."""
+    """The stack deployed with chain rules that submit to a new queue of its own."""
     batch = local_stack.client("batch")
     environment = batch.describe_compute_environments(
         computeEnvironments=["batchwire-feeds-fargate"]
@@ -60,7 +61,12 @@ def chainer(local_stack: LocalStack) -> Chainer:
         priority=1,
         computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
     )
-    return Chainer(deploy_stack(local_stack.local, {"ScheduleJobQueue": queue}), queue)
+    # its chain rules in SSM, as a user keeps a rule set (ChainRulesParameterName)
+    rules = put_chain_rules(
+        local_stack.client, feed_chain_rules(queue=queue), f"/batchwire/it/{queue}/chain-rules"
+    )
+    parameters = {"JobQueueNames": queue, "ChainRulesParameterName": rules}
+    return Chainer(deploy_stack(local_stack.local, parameters), queue)
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ def test_the_template_deploys_and_is_wired_as_it_means(template: dict[str, Any],
     assert "cfn-lint + serverless rules on the transformed template: 0 findings" in report
     assert "5 handlers imported" in report
     # and the types moto cannot create are named by type and count, not silently dropped
-    assert "2  AWS::Scheduler::Schedule" in report
+    assert "3  AWS::Scheduler::Schedule" in report
     assert "rehearsal passed" in report
 
 
@@ -111,3 +111,42 @@ def test_an_environment_value_the_handler_refuses_fails_naming_the_variable(
     assert code == 1
     assert "FAILED wiring: RetrierFunction: handler retrier.handler does not import" in report
     assert "RETRIER_MAX_ATTEMPTS" in report
+
+
+def rehearse_side_by_side(template: dict[str, Any], directory: Path) -> tuple[int, str]:
+    """The whole rehearsal, whose last part deploys samconfig's dev and prod stacks."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "template.json"
+    path.write_text(json.dumps(template))
+    completed = subprocess.run(
+        [sys.executable, "-m", "devtools.rehearse", "--template", str(path), "--no-checkov"],
+        capture_output=True, text=True, check=False, cwd=ROOT, timeout=600,
+    )  # fmt: skip
+    return completed.returncode, completed.stdout + completed.stderr
+
+
+def test_dev_and_prod_deploy_side_by_side_and_a_shared_name_fails_naming_both(
+    template: dict[str, Any], tmp_path: Path
+):
+    # Given the template as it is, and a copy whose schedule lost its stack's group (so
+    # SAM's fixed name SubmitterFunctionNightlySchedule lands in the account's default group)
+    as_is = rehearse_side_by_side(template, tmp_path / "as-is")
+    broken = copy.deepcopy(template)
+    schedule = broken["Resources"]["SubmitterFunction"]["Properties"]["Events"]["NightlySchedule"]
+    del schedule["Properties"]["GroupName"]
+    shared = rehearse_side_by_side(broken, tmp_path / "shared")
+
+    # Then samconfig's two stacks deploy into one account with no name in common
+    code, report = as_is
+    assert code == 0, report
+    assert "stack batchwire-dev: CREATE_COMPLETE" in report
+    assert "stack batchwire: CREATE_COMPLETE" in report
+    assert "names of every named resource compared: no collision" in report
+    # and the shared schedule name is refused, naming both stacks' resources
+    code, report = shared
+    assert code == 1
+    assert (
+        "FAILED batchwire SubmitterFunctionNightlySchedule and batchwire-dev "
+        "SubmitterFunctionNightlySchedule both claim AWS::Scheduler::Schedule "
+        "default/SubmitterFunctionNightlySchedule"
+    ) in report

@@ -108,7 +108,8 @@ def test_stack_gives_the_deployed_physical_table_name(local_stack: LocalStack) -
     assert setup.environment["IDEMPOTENCY_TABLE"] == table
     assert table != "IdempotencyTable"
     assert setup.environment["POWERTOOLS_SERVICE_NAME"] == "submitter"
-    assert setup.environment["POWERTOOLS_METRICS_NAMESPACE"] == "batchwire"
+    # one metric namespace per stack, so two stacks in one account never mix their counts
+    assert setup.environment["POWERTOOLS_METRICS_NAMESPACE"] == f"batchwire/{stack.name}"
     assert setup.function_name == stack.function_name("SubmitterFunction")
     assert setup.timeout == 60
 

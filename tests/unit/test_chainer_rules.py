@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from batchwire.chain_rules import DEFAULT_MESSAGE_VARIABLE, parse_chain_rules
+from batchwire.chain_rules import DEFAULT_MESSAGE_VARIABLE, chain_rules_from, parse_chain_rules
 from batchwire.errors import ConfigurationError
+from devtools.local_aws import feed_chain_rules
 from devtools.template import function_setup
 
 
@@ -224,12 +225,24 @@ def test_document_that_is_not_json_is_refused() -> None:
     assert "CHAIN_RULES is not valid JSON" in str(raised.value)
 
 
-def test_template_rules_are_valid() -> None:
-    # Given the CHAIN_RULES the template gives ChainerFunction, resolved as `make invoke` does
-    setup = function_setup("ChainerFunction")
+def test_template_rules_are_yours_and_the_examples_only_with_the_example() -> None:
+    # Given the rules the template gives ChainerFunction, resolved as `sam local invoke` does
+    defaults = function_setup("ChainerFunction").environment
+    example = function_setup("ChainerFunction", {"ExampleWorkload": "on"}).environment
 
-    # When they are read
-    rules = parse_chain_rules(setup.environment["CHAIN_RULES"])
+    def names(environment: dict[str, str]) -> list[str]:
+        sources = ("CHAIN_RULES", "EXAMPLE_CHAIN_RULES")
+        documents = [(name, environment.get(name, "")) for name in sources]
+        return [rule.name for rule in chain_rules_from(documents)]
 
-    # Then the two documented example rules are there
-    assert [parsed.name for parsed in rules] == ["feed-updated-download", "nightly-import-publish"]
+    # Then a stack with defaults chains nothing you did not write, and the example's two
+    # rules are valid and there only with ExampleWorkload=on
+    assert names(defaults) == []
+    assert names(example) == ["example-feed-updated", "example-import-succeeded"]
+
+
+def test_the_local_tools_rules_are_valid() -> None:
+    # Given the rule set make local-stack and make demo keep in SSM
+    rules = parse_chain_rules(feed_chain_rules(), "SSM parameter /batchwire/local/chain-rules")
+    # Then both rules parse
+    assert [rule.name for rule in rules] == ["feed-updated-download", "nightly-import-publish"]

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from devtools.template import load_template
+from devtools.template import expand_loops, load_template
 
-TEMPLATE = load_template()
+# the template after its loops, with the default parameters
+TEMPLATE = expand_loops(load_template(), {})
 DEFAULT_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:team-AbCdEf"
 ONCALL_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:oncall-AbCdEf"
 PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012"}
@@ -66,7 +67,9 @@ def evaluate(node: Any, params: dict[str, Any]) -> Any:
 
 def notifier_statements(params: dict[str, Any]) -> dict[str, Any]:
     policy = TEMPLATE["Resources"]["NotifierFunction"]["Properties"]["Policies"][0]
-    return {statement["Sid"]: evaluate(statement, params) for statement in policy["Statement"]}
+    statements = [evaluate(statement, params) for statement in policy["Statement"]]
+    # a statement under !If [..., !Ref AWS::NoValue] is left out when its condition is false
+    return {s["Sid"]: s for s in statements if s != "<AWS::NoValue>"}
 
 
 def created(logical_id: str, params: dict[str, Any]) -> bool:
@@ -92,34 +95,54 @@ def test_no_notifier_statement_has_a_wildcard_resource() -> None:
 
 
 @pytest.mark.parametrize(
-    ("groups", "subscribed"),
+    "groups",
     [
-        (["/aws/batch/job"], ["/aws/batch/job"]),
-        (["/aws/batch/job", "/ecs/reports"], ["/aws/batch/job", "/ecs/reports"]),
-        (["/a", "/b", "/c"], ["/a", "/b", "/c"]),
+        ["/aws/batch/job"],
+        ["/aws/batch/job", "/ecs/reports"],
+        # more than the three a fixed set of resources once allowed
+        ["/a", "/b", "/c", "/ecs/d", "/ecs/e-1"],
     ],
 )
-def test_one_subscription_and_permission_per_configured_log_group(
-    groups: list[str], subscribed: list[str]
-) -> None:
-    # Given the log group parameter
+def test_one_subscription_and_permission_per_configured_log_group(groups: list[str]) -> None:
+    # Given the log group parameter, and the template after its loop as CloudFormation has it
     params = parameters(NotifierLogGroupNames=groups)
+    template = expand_loops(load_template(), {"NotifierLogGroupNames": ",".join(groups)})
+    resources = template["Resources"]
+
+    def of_type(kind: str) -> list[dict[str, Any]]:
+        return [
+            evaluate(resource["Properties"], params)
+            for resource in resources.values()
+            if resource["Type"] == kind and evaluate({"Condition": resource["Condition"]}, params)
+        ]
+
     # Then each group has a subscription filter and an invoke permission scoped to it
-    filters = [
-        evaluate(TEMPLATE["Resources"][f"NotifierSubscription{n}"]["Properties"], params)
-        for n in range(3)
-        if created(f"NotifierSubscription{n}", params)
-    ]
-    assert [f["LogGroupName"] for f in filters] == subscribed
+    filters = of_type("AWS::Logs::SubscriptionFilter")
+    assert [f["LogGroupName"] for f in filters] == groups
     permissions = [
-        evaluate(TEMPLATE["Resources"][f"NotifierLogsPermission{n}"]["Properties"], params)
-        for n in range(3)
-        if created(f"NotifierLogsPermission{n}", params)
+        p for p in of_type("AWS::Lambda::Permission") if p["Principal"] == "logs.amazonaws.com"
     ]
     assert [p["SourceArn"] for p in permissions] == [
-        f"arn:aws:logs:eu-west-1:123456789012:log-group:{group}:*" for group in subscribed
+        f"arn:aws:logs:eu-west-1:123456789012:log-group:{group}:*" for group in groups
     ]
-    assert {p["Principal"] for p in permissions} == {"logs.amazonaws.com"}
+    # and each filter waits for its own permission (CloudWatch Logs tests the invoke)
+    for logical_id, resource in resources.items():
+        if resource["Type"] == "AWS::Logs::SubscriptionFilter":
+            suffix = logical_id.removeprefix("NotifierSubscription")
+            assert resource["DependsOn"] == f"NotifierLogsPermission{suffix}"
+
+
+def test_no_log_group_means_no_subscription() -> None:
+    params = parameters(NotifierLogGroupNames=[""])
+    template = expand_loops(load_template(), {"NotifierLogGroupNames": ""})
+    subscribed = [
+        logical_id
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] in ("AWS::Logs::SubscriptionFilter", "AWS::Lambda::Permission")
+        and resource.get("Condition") == "NotifierHasLogGroups"
+        and evaluate({"Condition": resource["Condition"]}, params)
+    ]
+    assert subscribed == []
 
 
 def test_failed_invocations_reach_the_on_failure_queue_and_concurrency_is_reserved() -> None:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 
 from devtools.template import (
     ASYNC_EVENT_TYPES,
+    expand_loops,
     load_template,
     transformed_template,
     wildcard_grants,
 )
 
-TEMPLATE = load_template()
+# the template after its loops, with the default parameters
+TEMPLATE = expand_loops(load_template(), {})
 FUNCTIONS = {
     name: resource
     for name, resource in TEMPLATE["Resources"].items()
@@ -237,7 +240,7 @@ def test_dashboard_shows_metrics_the_functions_emit() -> None:
         (metric[1], metric[3])
         for widget in widgets
         for metric in widget["properties"]["metrics"]
-        if metric[0] == "batchwire"
+        if metric[0] == "batchwire/x"  # batchwire/${AWS::StackName}: one namespace per stack
     ]
     services = {
         function["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
@@ -256,25 +259,30 @@ def test_example_workload_is_off_by_default_and_wholly_conditional() -> None:
     assert {r.get("Condition") for r in examples.values()} == {"CreateExampleWorkload"}
 
 
-def test_example_workload_closes_the_loop_with_the_functions_settings() -> None:
+def test_example_workload_is_named_after_the_stack_and_uses_none_of_your_settings() -> None:
     # Given the example resources
     resources = TEMPLATE["Resources"]
+    examples = {name: r for name, r in resources.items() if name.startswith("Example")}
 
-    # Then the schedule's queue and definition, the chain rules' consumer and the
-    # retrier's first cluster are the example's own, so a fresh account sees the loop
-    assert resources["ExampleJobQueue"]["Properties"]["JobQueueName"] == {"Ref": "ScheduleJobQueue"}
-    assert resources["ExampleProducerJobDefinition"]["Properties"]["JobDefinitionName"] == {
-        "Ref": "ScheduleJobDefinition"
+    # Then its queue, definitions, cluster and family are named after the stack, so two
+    # stacks never share one and none is a name you gave for your own jobs
+    props = {name: r["Properties"] for name, r in examples.items()}
+    assert props["ExampleJobQueue"]["JobQueueName"] == {"Fn::Sub": "${AWS::StackName}-example"}
+    assert props["ExampleProducerJobDefinition"]["JobDefinitionName"] == {
+        "Fn::Sub": "${AWS::StackName}-example-import"
     }
-    assert resources["ExampleConsumerJobDefinition"]["Properties"]["JobDefinitionName"] == {
-        "Ref": "ChainConsumerJobDefinition"
+    assert props["ExampleConsumerJobDefinition"]["JobDefinitionName"] == {
+        "Fn::Sub": "${AWS::StackName}-example-consume"
     }
-    assert resources["ExampleCluster"]["Properties"]["ClusterName"] == {
-        "Fn::Select": [0, {"Ref": "RetrierClusterNames"}]
-    }
-    command = resources["ExampleProducerJobDefinition"]["Properties"]["ContainerProperties"][
-        "Command"
-    ]
-    assert {"Ref": "ChainTopic"} in command
-    rules = resources["ChainerFunction"]["Properties"]["Environment"]["Variables"]["CHAIN_RULES"]
-    assert "${ChainConsumerJobDefinition}" in rules["Fn::Sub"]
+    assert props["ExampleCluster"]["ClusterName"] == {"Fn::Sub": "${AWS::StackName}-example"}
+    assert props["ExampleTaskDefinition"]["Family"] == {"Fn::Sub": "${AWS::StackName}-example"}
+    yours = {"ScheduleJobQueue", "ScheduleJobDefinition", "ScheduleState", "RetrierClusterNames"}
+    text = json.dumps(examples)
+    for name in yours:
+        assert f'"Ref": "{name}"' not in text, name
+        assert "${" + name + "}" not in text, name
+    # and its chain rules ride apart from yours, only with ExampleWorkload=on
+    variables = resources["ChainerFunction"]["Properties"]["Environment"]["Variables"]
+    assert json.loads(variables["CHAIN_RULES"]) == {"rules": []}
+    assert variables["EXAMPLE_CHAIN_RULES"]["Fn::If"][0] == "CreateExampleWorkload"
+    assert variables["EXAMPLE_CHAIN_RULES"]["Fn::If"][2] == {"Ref": "AWS::NoValue"}
