@@ -153,8 +153,8 @@ _RETRIER_STUBS = (
 )
 
 #: The template parameters that turn the dispatcher on (Fargate needs a subnet), and what a
-#: deploy sets in place of the template's references (WorkQueue's URL; the payload bucket's
-#: name, whose logical id is no bucket name).
+#: deploy sets in place of the template's references (the work and dead-letter queues'
+#: URLs; the payload bucket's name, whose logical id is no bucket name).
 _DISPATCHER_PARAMETERS = {
     "DispatcherTaskFamily": "nightly-report",
     "DispatcherSubnetIds": "subnet-0a1b2c3d4e5f60718",
@@ -162,6 +162,9 @@ _DISPATCHER_PARAMETERS = {
 }
 _DISPATCHER_RESOURCES = {
     "DISPATCHER_WORK_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/WorkQueue",
+    "DISPATCHER_DEAD_LETTER_QUEUE_URL": (
+        "https://sqs.us-east-1.amazonaws.com/123456789012/WorkDeadLetterQueue"
+    ),
     "DISPATCHER_PAYLOAD_BUCKET": "batchwire-workpayloadbucket-0a1b2c3d4e5f",
 }
 
