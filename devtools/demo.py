@@ -504,10 +504,32 @@ def stage_notify(run: DemoRun) -> None:
     show("Slack received", run.slack.accepted[-1]["text"])
 
 
+def stage_alarm(run: DemoRun) -> None:
+    """One of the stack's alarms goes off and recovers: AlarmTopic brings both to Slack."""
+    topic = run.physical_id("AlarmTopic")
+    say("FailedInvocationsAlarm goes into ALARM; AlarmTopic delivers it (events/sns-alarm.json)")
+    alarm = json.loads((EVENTS / "sns-alarm.json").read_text())
+    alarm["Records"][0]["Sns"]["TopicArn"] = topic
+    before = len(run.slack.accepted)
+    run.invoke("NotifierFunction", alarm)
+    show("Slack received", run.slack.accepted[before]["text"])
+    say("SNS delivers the same notification again")
+    run.invoke("NotifierFunction", alarm)
+    show(
+        "new Slack posts", f"{len(run.slack.accepted) - before - 1} (the first outcome is replayed)"
+    )
+    say("12 minutes later the alarm is OK again (events/sns-alarm-ok.json)")
+    ok = json.loads((EVENTS / "sns-alarm-ok.json").read_text())
+    ok["Records"][0]["Sns"]["TopicArn"] = topic
+    run.invoke("NotifierFunction", ok)
+    show("Slack received (saying how long it lasted)", run.slack.accepted[-1]["text"])
+
+
 STAGES: list[Callable[[DemoRun], None]] = [
     stage_schedule,
     stage_chain,
     stage_notify,
+    stage_alarm,
     stage_retry,
     stage_dispatch,
 ]

@@ -41,6 +41,11 @@ from batchwire.redaction import build_redactor
 from batchwire.rule_sources import CurrentRules, Document, ssm_parameter
 from batchwire.slack import WebhookDelivery
 
+#: A secret's full ARN: the name, a dash and the 6 characters Secrets Manager appends.
+FULL_SECRET_ARN = re.compile(
+    r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$"
+)
+
 
 class NotifierSettings(IdempotentSettings, frozen=True, kw_only=True):
     # regular expressions contain commas: a JSON list
@@ -79,10 +84,11 @@ class NotifierSettings(IdempotentSettings, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         arn = self.webhook_secret_arn
-        if not re.match(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$", arn):
+        if not FULL_SECRET_ARN.match(arn):
             raise ValueError(
-                f"environment variable SLACK_WEBHOOK_SECRET_ARN={arn!r}: must be the ARN of the "
-                "Secrets Manager secret holding the Slack webhook URL "
+                f"environment variable SLACK_WEBHOOK_SECRET_ARN={arn!r}: must be the full ARN "
+                "of the Secrets Manager secret holding the Slack webhook URL, ending in the 6 "
+                "characters Secrets Manager appends to its name, as IAM grants exactly that ARN "
                 "(template parameter SlackWebhookSecretArn)"
             )
         check_parameter_name("ROUTES_PARAMETER", self.routes_parameter)

@@ -440,6 +440,14 @@ def chain_record(
     errors from Batch or DynamoDB propagate so the trigger retries the record.
     """
     matching = [rule for rule in rules if rule_matches(rule.match, record)]
+    if not matching and record.job is not None:
+        # Most finished jobs start nothing: only a message published to be chained and
+        # taken by no rule is Unrouted (and, if configured, an error)
+        return RecordOutcome(
+            record.identity,
+            "ignored",
+            reason=f"no chain rule names it ({_describe_record(record)})",
+        )
     if not matching:
         if options.unrouted_is_error:
             raise UnroutedError("no chain rule matches the record", [_describe_record(record)])

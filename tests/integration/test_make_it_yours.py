@@ -147,13 +147,19 @@ def test_add_a_schedule(local_stack: LocalStack, definitions: dict[str, str], tm
 
     # When it is deployed: as CloudFormation receives it, it lints clean and creates a stack
     assert lint(transform(copy.deepcopy(template), {"SlackWebhookSecretArn": "x"})) == []
-    stack = deploy(local_stack, {}, template)
+    stack = deploy(local_stack, {"ScheduleState": "ENABLED"}, template)
 
-    # Then the schedule is in the stack's group, and its firing submits the job it names
+    # Then the schedule is in the stack's group, on with ScheduleState, its role under the
+    # stack's permissions boundary when one is set
     schedule = f"SubmitterFunction{name}"
     raw = stack.template["Resources"][schedule]["Properties"]
     assert raw["GroupName"] == {"Ref": "ScheduleGroup"}
-    target = resolved_properties(stack, schedule)["Target"]
+    resolved = resolved_properties(stack, schedule)
+    assert resolved["State"] == "ENABLED"
+    role = stack.template["Resources"][f"{schedule}Role"]["Properties"]
+    assert role["PermissionsBoundary"]["Fn::If"][0] == "HasPermissionsBoundary"
+    # and its firing submits the job it names
+    target = resolved["Target"]
     firing = (
         target["Input"]
         .replace("<aws.scheduler.schedule-arn>", f"arn:aws:scheduler:::schedule/x/{name}")

@@ -100,6 +100,7 @@ def write_event(tmp_path: Path, event: dict[str, Any]) -> Path:
         "ecs-task-stopped-cannotpull.json",
         "batch-job-failed.json",
         "sns-task-retries-exhausted.json",
+        "sns-alarm.json",
     ],
 )
 def test_sample_event_reaches_slack_once(notifier: Notifier, event_file: str) -> None:
@@ -176,3 +177,35 @@ def test_acceptance_flood_window_over_real_http(
 def _messages(event: dict[str, Any]) -> list[str]:
     decoded = json.loads(gzip.decompress(base64.b64decode(event["awslogs"]["data"])))
     return [str(item["message"]) for item in decoded["logEvents"]]
+
+
+def test_acceptance_an_alarm_through_alarm_topic_posts_once_and_its_ok_says_how_long(
+    notifier: Notifier, tmp_path: Path
+) -> None:
+    # Given the deployed stack's AlarmTopic, and a notification of one of its alarms as SNS
+    # delivers it to the notifier's subscription (a name of this test's own: its own state)
+    topic = notifier.stack.physical_ids["AlarmTopic"]
+    name = f"{notifier.stack.name}-FailedInvocationsAlarm-{uuid.uuid4().hex[:8].upper()}"
+
+    def delivered(sample: str) -> dict[str, Any]:
+        event: dict[str, Any] = json.loads((EVENTS / sample).read_text())
+        sns = event["Records"][0]["Sns"]
+        body = json.loads(sns["Message"])
+        body["AlarmName"] = name
+        body["AlarmArn"] = body["AlarmArn"].rsplit(":", 1)[0] + f":{name}"
+        sns.update(TopicArn=topic, MessageId=str(uuid.uuid4()), Message=json.dumps(body))
+        return event
+
+    alarm = write_event(tmp_path, delivered("sns-alarm.json"))
+    # When SNS delivers it, then delivers it again (at least once), then the OK
+    first, again = notifier.invoke(alarm), notifier.invoke(alarm)
+    ok = notifier.invoke(write_event(tmp_path, delivered("sns-alarm-ok.json")))
+
+    # Then one post named the alarm, its new state and CloudWatch's reason; the redelivery
+    # posted nothing; and the OK said how long the alarm lasted
+    assert [run.returncode for run in (first, again, ok)] == [0, 0, 0]
+    assert len(notifier.slack.requests) == 2
+    posted = json.dumps(notifier.slack.accepted[0])
+    assert f"ALARM: {name}" in posted
+    assert "Threshold Crossed" in posted
+    assert "In ALARM for 12 min" in json.dumps(notifier.slack.accepted[1])

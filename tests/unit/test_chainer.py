@@ -371,6 +371,25 @@ def test_unrouted_record_can_be_an_error(aws: InProcessAws, load_chainer: Loader
     assert unmatched in response["batchItemFailures"]
 
 
+def test_a_finished_job_no_rule_names_starts_nothing_and_is_not_unrouted(
+    aws: InProcessAws, load_chainer: Loader, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given unrouted records configured as errors, and a job success no rule names (most
+    # finished jobs start nothing)
+    chainer = load_chainer(UNROUTED_ACTION="error")
+    event = sample("batch-job-succeeded.json")
+    event["detail"]["jobName"] = "adhoc-backfill"
+
+    # When it reaches the chainer
+    [record] = invoke(chainer, event)["records"]
+
+    # Then it is ignored: no failure, no Unrouted count (ChainUnroutedAlarm stays quiet)
+    assert record["status"] == "ignored"
+    assert "no chain rule names it" in record["reason"]
+    assert "Unrouted" not in metric_totals(capsys.readouterr().out)
+    assert jobs_in_queue(aws) == []
+
+
 def test_invalid_rules_stop_the_cold_start(load_chainer: Loader) -> None:
     # Given a rule whose job has no definition
     broken = {**FEED_RULE, "submit": {"jobName": "download", "jobQueue": "feeds"}}

@@ -390,6 +390,21 @@ def test_webhook_setting_that_is_no_secret_arn_says_which_parameter_to_set(
     assert "hooks.slack.com" not in str(raised.value)
 
 
+def test_a_partial_secret_arn_is_refused_naming_the_missing_suffix(
+    aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the secret's ARN without the 6 characters Secrets Manager appends to its name
+    # (GetSecretValue would find it, but IAM grants the full ARN and would deny the call)
+    partial = "arn:aws:secretsmanager:us-east-1:123456789012:secret:batchwire/slack-webhook"
+    monkeypatch.setenv("SLACK_WEBHOOK_SECRET_ARN", partial)
+    # When the function starts
+    with pytest.raises(ConfigurationError) as raised:
+        load_notifier(monkeypatch)
+    # Then the error asks for the full ARN, naming the template parameter
+    assert "full ARN" in str(raised.value)
+    assert "template parameter SlackWebhookSecretArn" in str(raised.value)
+
+
 def test_invalid_routing_rule_holding_a_webhook_url_fails_without_showing_it(
     aws: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

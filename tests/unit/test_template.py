@@ -286,3 +286,54 @@ def test_example_workload_is_named_after_the_stack_and_uses_none_of_your_setting
     assert json.loads(variables["CHAIN_RULES"]) == {"rules": []}
     assert variables["EXAMPLE_CHAIN_RULES"]["Fn::If"][0] == "CreateExampleWorkload"
     assert variables["EXAMPLE_CHAIN_RULES"]["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+
+
+@pytest.mark.parametrize("example", ["off", "on"])
+def test_every_role_the_stack_makes_takes_the_permissions_boundary(example: str) -> None:
+    # Given the template as CloudFormation receives it (after the SAM transform)
+    from devtools.rehearse import transform
+
+    secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:slack-AbCdEf"
+    deployed = transform(TEMPLATE, {"SlackWebhookSecretArn": secret, "ExampleWorkload": example})
+    roles = {
+        name: resource["Properties"]
+        for name, resource in deployed["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Role"
+    }
+
+    # Then every role, the functions', the schedule's and the example's, has the boundary
+    # when PermissionsBoundaryArn is set, and none when it is empty
+    boundary = {
+        "Fn::If": [
+            "HasPermissionsBoundary",
+            {"Ref": "PermissionsBoundaryArn"},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    assert len(roles) >= (5 if example == "off" else 8)
+    for name, properties in roles.items():
+        assert properties.get("PermissionsBoundary") == boundary, name
+
+
+def test_every_alarm_reaches_slack_in_alarm_and_back_to_ok() -> None:
+    # Given the stack's alarms and the notifier's triggers
+    resources = TEMPLATE["Resources"]
+    alarms = {
+        n: r["Properties"] for n, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    events = resources["NotifierFunction"]["Properties"]["Events"]
+
+    # Then each alarm publishes both its ALARM and its OK to AlarmTopic, which the notifier
+    # takes (undeliverable notifications wait in SubscriptionDeadLetterQueue)
+    assert len(alarms) >= 20
+    for name, properties in alarms.items():
+        assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        assert properties["OKActions"] == [{"Ref": "AlarmTopic"}], name
+    subscription = events["AlarmNotifications"]["Properties"]
+    assert subscription["Topic"] == {"Ref": "AlarmTopic"}
+    assert subscription["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["SubscriptionDeadLetterQueue", "Arn"]
+    }
+    # and lost events and unrouted records alarm too
+    assert {"ChainUnroutedAlarm", "DestinationDeliveryFailuresAlarm"} <= set(alarms)
+    assert "DeadLetterDeliveryFailuresAlarm" in alarms
