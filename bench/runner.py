@@ -3,6 +3,7 @@
 python -m bench                      every benchmark of every available handler
 python -m bench --check              the same; exit status 1 when a target is missed
 python -m bench --only submitter     one handler
+python -m bench --only scaler        the scaler simulation (bench/scaler_sim.py)
 python -m bench --importtime submitter   where the cold start of a handler goes
 """
 
@@ -398,6 +399,24 @@ def _tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+#: ``--only`` name of the scaler simulation, printed after the handlers' table.
+SCALER_SIMULATION = "scaler"
+
+
+def simulate_scaler(separate: bool) -> list[Row]:
+    """Print the scaler simulation's section; its rows (for ``--check``)."""
+    print("simulating scaler...", file=sys.stderr, flush=True)
+    try:
+        from bench.scaler_sim import section
+
+        text, rows = section()
+    except Exception as error:
+        row = _failed("scaler sim", error)
+        text, rows = render_table([row]), [row]
+    print(("\n" if separate else "") + text)
+    return rows
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -417,7 +436,11 @@ def machine() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument("--only", metavar="NAME", help="benchmark one handler of the registry")
+    parser.add_argument(
+        "--only",
+        metavar="NAME",
+        help=f"benchmark one handler of the registry, or {SCALER_SIMULATION!r}: the simulation",
+    )
     parser.add_argument("--runs", type=int, default=Settings.runs, help="cold runs per side")
     parser.add_argument("--rounds", type=int, default=Settings.rounds, help="warm rounds")
     parser.add_argument("--events", type=int, default=Settings.events, help="events per round")
@@ -439,14 +462,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     settings = Settings(args.runs, args.rounds, args.events, not args.full_venv)
     specs = [spec for spec in REGISTRY if args.only in (None, spec.name)]
-    if not specs:
-        parser.error(f"--only {args.only}: no such handler in bench/registry.py")
+    simulate = args.only in (None, SCALER_SIMULATION)
+    if not specs and not simulate:
+        parser.error(
+            f"--only {args.only}: no such handler in bench/registry.py "
+            f"(nor {SCALER_SIMULATION!r}, the scaler simulation)"
+        )
     started = time.perf_counter()
     rows: list[Row] = []
     for spec in specs:
         print(f"benchmarking {spec.name}...", file=sys.stderr, flush=True)
         rows.extend(benchmark(spec, settings, blocked))
-    print(render_table(rows))
+    if specs:
+        print(render_table(rows))
+    if simulate:
+        rows.extend(simulate_scaler(separate=bool(specs)))
     sandbox = "Lambda package only" if settings.sandbox else "whole virtualenv"
     print(f"\nmachine: {machine()}; imports: {sandbox}; took {time.perf_counter() - started:.0f} s")
     missed = misses(rows)

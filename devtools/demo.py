@@ -30,11 +30,13 @@ from devtools.ecs_local import (
     stopped_event,
 )
 from devtools.local_aws import LocalAws
-from devtools.local_stack import LocalStack, running_local_stack
+from devtools.local_stack import CONSUMER_QUEUE, LocalStack, running_local_stack
 from devtools.slack_receiver import SlackReceiver
 from devtools.template import ROOT
 
 EVENTS = ROOT / "events"
+#: The scaler's cooldown in the demo (the parameter's default is 300 s).
+SCALER_COOLDOWN = 3
 STACK_NAME = "batchwire-demo"
 #: What the stages need of the deployed stack: a short backoff and three attempts, so the
 #: retry stage gives up within seconds; the queue dispatcher on, running the ECS workload's
@@ -50,6 +52,9 @@ PARAMETERS = {
     "DispatcherContainerName": "app",
     "DispatcherMaxTasks": "3",
     "DispatcherBusyBackoffSeconds": "1",
+    # the scaler's pair (consumers-work, batch-jobs/consumers) is the local stack's; a short
+    # cooldown so the scale stage gets back to zero within seconds
+    "ScalerCooldownSeconds": str(SCALER_COOLDOWN),
 }
 
 
@@ -525,6 +530,39 @@ def stage_alarm(run: DemoRun) -> None:
     show("Slack received (saying how long it lasted)", run.slack.accepted[-1]["text"])
 
 
+def stage_scale(run: DemoRun) -> None:
+    """A queue's consumer service follows its backlog: 0, 1, 8, and back to 0."""
+    sqs, ecs = run.local.client("sqs"), run.local.client("ecs")
+    queue = sqs.get_queue_url(QueueName=CONSUMER_QUEUE)["QueueUrl"]
+    environment = run.running.stack.function_environment("ScalerFunction")
+    cluster, service = environment["SCALER_SERVICES"].split(",")[0].split("/")
+
+    def tick(what: str) -> None:
+        result = run.invoke("ScalerFunction", EVENTS / "scaler-tick.json")
+        [target] = result["targets"]
+        count = ecs.describe_services(cluster=cluster, services=[service])["services"][0]
+        show(what, f"desired count {count['desiredCount']}: {target.get('reason', '')}")
+
+    say(
+        f"The scaler runs (events/scaler-tick.json): queue {CONSUMER_QUEUE}, "
+        f"service {cluster}/{service}"
+    )
+    tick("empty queue")
+    sqs.send_message(QueueUrl=queue, MessageBody='{"order": 1}')
+    tick("first message")
+    for start in range(1, 500, 10):
+        sqs.send_message_batch(
+            QueueUrl=queue,
+            Entries=[{"Id": str(n), "MessageBody": f'{{"order": {start + n}}}'} for n in range(10)],
+        )
+    tick("a burst of 500 (50 per task, Max 8)")
+    say("Consumers work the queue empty; the scaler waits its cooldown, then scales in")
+    sqs.purge_queue(QueueUrl=queue)
+    tick("queue and in-flight empty")
+    time.sleep(SCALER_COOLDOWN + 0.5)
+    tick(f"{SCALER_COOLDOWN} s later (the cooldown)")
+
+
 STAGES: list[Callable[[DemoRun], None]] = [
     stage_schedule,
     stage_chain,
@@ -532,6 +570,7 @@ STAGES: list[Callable[[DemoRun], None]] = [
     stage_alarm,
     stage_retry,
     stage_dispatch,
+    stage_scale,
 ]
 
 

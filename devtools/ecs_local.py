@@ -186,3 +186,22 @@ def delay_queue_event(*bodies: str) -> dict[str, Any]:
             for index, body in enumerate(bodies)
         ]
     }
+
+
+def create_consumer_service(ecs: Any, workload: EcsWorkload, name: str) -> str:
+    """An ECS service of long-running queue consumers at 0 tasks, as a user runs one for the
+    scaler to size: ``cluster/service`` as ScalerServices names it."""
+    ecs.create_service(
+        cluster=workload.cluster_arn,
+        serviceName=name,
+        taskDefinition=workload.task_definition_arn,
+        desiredCount=0,
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": [workload.subnet],
+                "securityGroups": [workload.security_group],
+            }
+        },
+    )
+    return f"{workload.cluster_arn.rsplit('/', 1)[1]}/{name}"

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from devtools.ecs_local import EcsWorkload, create_ecs_workload
+from devtools.ecs_local import EcsWorkload, create_consumer_service, create_ecs_workload
 from devtools.local_aws import (
     LocalAws,
     create_batch_workload,
@@ -36,6 +36,8 @@ from devtools.slack_receiver import SlackReceiver, slack_receiver
 from devtools.template import LOCAL_STACK_STATE, load_template
 
 DEFAULT_STACK = "batchwire-local"
+#: The queue whose consumers (service batch-jobs/consumers) the local stack's scaler sizes.
+CONSUMER_QUEUE = "consumers-work"
 STATE_FILE = LOCAL_STACK_STATE
 
 
@@ -79,12 +81,17 @@ def running_local_stack(
     the retrier's, and its subnet and group the dispatcher's (when ``DispatcherTaskFamily``
     turns it on); the Batch queue and definitions are the defaults the sample events
     name (``feeds``, ``feedstream-Broadbean``, ``feedstream-consumer``), and their chain
-    rules are kept in SSM, as ChainRulesParameterName reads them.
+    rules are kept in SSM, as ChainRulesParameterName reads them. A queue ``consumers-work``
+    and the service ``batch-jobs/consumers`` (0 tasks) are the scaler's pair.
     """
     with moto_server() as local, slack_receiver() as slack:
         batch = create_batch_workload(local.client)
         ecs = create_ecs_workload(local.client("ec2"), local.client("ecs"))
+        local.client("sqs").create_queue(QueueName=CONSUMER_QUEUE)
+        service = create_consumer_service(local.client("ecs"), ecs, "consumers")
         values = {
+            "ScalerQueueNames": CONSUMER_QUEUE,
+            "ScalerServices": service,
             "SlackWebhookSecretArn": local_slack_secret(local, slack.url),
             "ChainRulesParameterName": put_chain_rules(local.client, feed_chain_rules()),
             "RetrierSecurityGroupIds": ecs.security_group,

@@ -32,6 +32,7 @@ GROUPS: tuple[tuple[str, frozenset[str]], ...] = (
     ("Retrier", frozenset({"Retrier", "Retry"})),
     ("Notifier", frozenset({"Notifier", "Slack", "Alert"})),
     ("Dispatcher", frozenset({"Dispatcher", "Work"})),
+    ("Scaler", frozenset({"Scaler"})),
     ("Example workload", frozenset({"Example"})),
 )
 GENERAL = "General"

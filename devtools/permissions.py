@@ -583,6 +583,9 @@ class Workloads:
     job_queue: str = "rehearsal-feeds"
     #: Its chain rules, in SSM as a user keeps a rule set (ChainRulesParameterName).
     chain_rules_parameter: str = "/batchwire/rehearsal/chain-rules"
+    #: A queue and the ECS service of its consumers, for the scaler (at 0 tasks).
+    consumer_queue: str = "rehearsal-work"
+    consumer_service: str = ""
 
     @property
     def overrides(self) -> dict[str, str]:
@@ -592,6 +595,8 @@ class Workloads:
             "JobQueueNames": self.job_queue,
             "ScheduleJobQueue": self.job_queue,
             "ChainRulesParameterName": self.chain_rules_parameter,
+            "ScalerQueueNames": self.consumer_queue,
+            "ScalerServices": self.consumer_service,
             # the queue dispatcher, on the same sample task definition the retrier runs
             "DispatcherTaskFamily": self.ecs.task_definition_arn.rpartition("/")[2].split(":")[0],
             "DispatcherClusterName": self.ecs.cluster_arn.rpartition("/")[2],
@@ -611,11 +616,14 @@ class Workloads:
 def create_workloads(local: LocalAws) -> Workloads:
     """A Batch queue and job definitions for the submitter and chainer, an ECS cluster and
     task definition for the retrier (cluster ``batch-jobs``, the stack's default)."""
-    from devtools.ecs_local import create_ecs_workload
+    from devtools.ecs_local import create_consumer_service, create_ecs_workload
     from devtools.local_aws import create_batch_workload, feed_chain_rules, put_chain_rules
 
-    workloads = Workloads(create_ecs_workload(local.client("ec2"), local.client("ecs")))
+    ecs = create_ecs_workload(local.client("ec2"), local.client("ecs"))
+    service = create_consumer_service(local.client("ecs"), ecs, "rehearsal-consumers")
+    workloads = Workloads(ecs, consumer_service=service)
     create_batch_workload(local.client, queue=workloads.job_queue)
+    local.client("sqs").create_queue(QueueName=workloads.consumer_queue)
     rules = feed_chain_rules(queue=workloads.job_queue)
     put_chain_rules(local.client, rules, workloads.chain_rules_parameter)
     return workloads
@@ -633,10 +641,14 @@ def drive_functions(stack: DeployedStack, workloads: Workloads) -> list[RoleRun]
         run_as_role(stack, "NotifierFunction", sample("cloudwatch-logs-batch-traceback.json")),
         run_as_role(stack, "DispatcherFunction", sample("sqs-work-messages.json")),
     ]
+    # the scaler, with one message waiting: it reads the queue and starts a consumer
+    sqs = stack.local.client("sqs")
+    queue_url = sqs.get_queue_url(QueueName=workloads.consumer_queue)["QueueUrl"]
+    sqs.send_message(QueueUrl=queue_url, MessageBody="{}")
+    runs.append(run_as_role(stack, "ScalerFunction", sample("scaler-tick.json")))
     task = run_scheduled_task(stack.local.client("ecs"), workloads.ecs)
     stopped = stopped_event(task, {"app": 1, "log-router": 0})
     runs.append(run_as_role(stack, "RetrierFunction", stopped))
-    sqs = stack.local.client("sqs")
     queue = stack.function_environment("RetrierFunction")["RETRIER_DELAY_QUEUE_URL"]
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
     if messages:

@@ -39,6 +39,8 @@ def test_make_demo_runs_every_stage_to_the_end() -> None:
         "In ALARM for 12 min",
         "==> The retrier gave up: dead-letter record (RetrierDeadLetterQueue)",
         "stops, app exited 4 (put aside): RetrierFunction",
+        "a burst of 500 (50 per task, Max 8): desired count 8",
+        "desired count 0: scale in 8 -> 0",
         "==> Done in ",
     ):
         assert seen in output, seen

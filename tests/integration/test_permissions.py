@@ -64,6 +64,11 @@ def proof() -> Iterator[Proof]:
         ("NotifierFunction", 1, {"secretsmanager:GetSecretValue", "dynamodb:UpdateItem"}),
         ("RetrierFunction", 2, {"ecs:DescribeTaskDefinition", "sqs:SendMessage", "ecs:RunTask"}),
         ("DispatcherFunction", 1, {"ecs:ListTasks", "ecs:RunTask", "dynamodb:PutItem"}),
+        (
+            "ScalerFunction",
+            1,
+            {"sqs:GetQueueAttributes", "ecs:DescribeServices", "ecs:UpdateService"},
+        ),
     ],
 )
 def test_each_function_succeeds_with_only_its_roles_permissions(
@@ -113,6 +118,7 @@ def test_report_names_used_unused_and_unevaluated_conditions_per_role(proof: Pro
         "DispatcherFunctionRole",
         "NotifierFunctionRole",
         "RetrierFunctionRole",
+        "ScalerFunctionRole",
         "SubmitterFunctionRole",
     ]
     assert summaries["SubmitterFunctionRole"].startswith(
@@ -125,6 +131,8 @@ def test_report_names_used_unused_and_unevaluated_conditions_per_role(proof: Pro
         "conditions not evaluated locally: "
         "aws:RequestedRegion, ecs:CreateAction, ecs:cluster, iam:PassedToService"
     )
+    # and the scaler used every action it was granted
+    assert "granted but unused: none" in summaries["ScalerFunctionRole"]
     # and what serves Lambda itself or is authorized inside another call is said apart
     assert any("AWSLambdaBasicExecutionRole): logs:CreateLogGroup" in line for line in report)
     assert any("iam:PassRole (in ecs:RunTask)" in line for line in report)

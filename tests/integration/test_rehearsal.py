@@ -55,9 +55,9 @@ def test_the_template_deploys_and_is_wired_as_it_means(template: dict[str, Any],
     assert code == 0, report
     assert "stack batchwire-rehearsal-example: CREATE_COMPLETE" in report
     assert "cfn-lint + serverless rules on the transformed template: 0 findings" in report
-    assert "5 handlers imported" in report
+    assert "6 handlers imported" in report
     # and the types moto cannot create are named by type and count, not silently dropped
-    assert "3  AWS::Scheduler::Schedule" in report
+    assert "4  AWS::Scheduler::Schedule" in report
     assert "rehearsal passed" in report
 
 
