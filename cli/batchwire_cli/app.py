@@ -1,0 +1,167 @@
+"""The ``batchwire`` command line: parse, resolve the stack, run one command, report.
+
+Exit codes: 0 done, 1 a failure (no credentials, stack or queue not found, AWS refused),
+2 a usage error (unknown command, option or queue name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from batchwire_cli import __version__
+from batchwire_cli.errors import EXIT_USAGE, CliError
+from batchwire_cli.stack import Stack, read_stack, resolve_target
+
+DESCRIPTION = "See a batchwire stack from a terminal: its failure queues and its schedules."
+EPILOG = (
+    "Without --stack the command reads the stack of a running `make local-stack` "
+    "(.aws-sam/local-stack.json). Exit codes: 0 done, 1 failure, 2 usage."
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # one line on stderr (argparse prints the whole usage first)
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _common_options() -> _Parser:
+    # SUPPRESS: an option given before the command is not reset by the command's parser
+    common = _Parser(add_help=False)
+    group = common.add_argument_group("stack")
+    group.add_argument(
+        "--stack",
+        default=argparse.SUPPRESS,
+        help="name of a deployed stack (default: the running make local-stack)",
+    )
+    group.add_argument("--region", default=argparse.SUPPRESS, help="AWS region of the stack")
+    group.add_argument("--profile", default=argparse.SUPPRESS, help="AWS profile to use")
+    common.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print JSON (every field) instead of tables",
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = _Parser(prog="batchwire", description=DESCRIPTION, epilog=EPILOG, parents=[common])
+    parser.add_argument("--version", action="version", version=f"batchwire {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    dlq = commands.add_parser(
+        "dlq",
+        parents=[common],
+        help="the stack's failure queues: depth and oldest message, non-empty first",
+        description="Every failure queue of the stack, what lands there, how many messages "
+        "it holds and how old the oldest is; non-empty queues first. Messages are peeked "
+        "(VisibilityTimeout=0), never consumed.",
+    )
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", metavar="show", parser_class=_Parser)
+    show = dlq_commands.add_parser(
+        "show",
+        parents=[common],
+        help="print a failure queue's messages readably, secrets redacted",
+        description="Print up to --max messages of one failure queue, oldest first: sent "
+        "time, receive count, attributes, and the body unwrapped (Lambda on-failure records, "
+        "SNS envelopes) with secrets redacted. Nothing is deleted or consumed; each peek "
+        "adds one to a message's receive count.",
+    )
+    show.add_argument(
+        "queue",
+        metavar="QUEUE",
+        help="logical id or short name: failed-invocations, scheduler, chain, retrier, "
+        "notifier-rules, subscriptions, work, example-work",
+    )
+    show.add_argument(
+        "--max",
+        type=_positive,
+        default=10,
+        help="how many messages at most (default 10)",
+    )
+    commands.add_parser(
+        "schedules",
+        parents=[common],
+        help="every schedule of the stack, its next firings and the jobs it submits",
+        description="Every EventBridge Scheduler schedule in the stack's group and every "
+        "scheduled EventBridge rule of the stack: expression and its meaning, time zone, "
+        "the next three firings in that zone, state, and the jobs it submits.",
+    )
+    return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
+
+
+def _stack_line(stack: Stack) -> str:
+    return f"stack {stack.name} ({stack.target.where})"
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from batchwire_cli import output
+
+    as_json = bool(getattr(args, "json", False))
+    if args.command == "dlq" and args.dlq_command == "show":
+        # a misspelt queue name is a usage error, found before any AWS call
+        from batchwire_cli.dlq import find_failure_queue
+
+        find_failure_queue(args.queue)
+    target = resolve_target(
+        getattr(args, "stack", None), getattr(args, "region", None), getattr(args, "profile", None)
+    )
+    stack = read_stack(target)
+    if args.command == "dlq":
+        from batchwire_cli.dlq import queue_depths, show_queue
+
+        if args.dlq_command == "show":
+            shown = show_queue(stack, args.queue, args.max)
+            if as_json:
+                output.print_json({"stack": stack.name, **shown})
+            else:
+                output.print_messages(_stack_line(stack), shown)
+            return 0
+        rows = queue_depths(stack)
+        if as_json:
+            output.print_json({"stack": stack.name, "queues": rows})
+        else:
+            output.print_dlq(_stack_line(stack), rows)
+        return 0
+    from batchwire_cli.schedules import list_schedules, scheduler_group
+
+    rows = list_schedules(stack)
+    group = scheduler_group(stack)
+    if as_json:
+        output.print_json({"stack": stack.name, "schedule_group": group, "schedules": rows})
+    else:
+        note = None if group else "the stack has no ScheduleGroupName output: rules only"
+        output.print_schedules(_stack_line(stack), rows, note)
+    return 0
+
+
+def run(argv: Sequence[str]) -> int:
+    """Run the command line ``argv``; returns the exit code (errors: one line on stderr)."""
+    try:
+        args = build_parser().parse_args(list(argv))
+    except SystemExit as done:  # --help, --version, usage errors (already printed)
+        return done.code if isinstance(done.code, int) else EXIT_USAGE
+    try:
+        return _dispatch(args)
+    except CliError as error:
+        print(f"batchwire: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("batchwire: interrupted", file=sys.stderr)
+        return 130

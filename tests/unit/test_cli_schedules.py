@@ -1,0 +1,339 @@
+"""batchwire schedules: every schedule of a deployed stack, its meaning, next firings, jobs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchwire_cli.app import run
+from batchwire_cli.schedules import list_schedules
+from batchwire_cli.stack import LOCAL_STATE_VARIABLE, read_stack, resolve_target
+from devtools.local_aws import ACCOUNT_ID, REGION, LocalAws, moto_server
+
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::")
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class Deployed:
+    local: LocalAws
+    name: str
+    group: str
+    physical_ids: dict[str, str]
+    state: Path
+
+
+def _add_output(stack_name: str, key: str, value: str) -> None:
+    """Give the stack in moto the output real CloudFormation would have.
+
+    moto's CloudFormation does not create AWS::Scheduler::ScheduleGroup, so its Ref output
+    ScheduleGroupName is missing; the group is made by hand and its output set here.
+    """
+    from moto.cloudformation.models import cloudformation_backends
+    from moto.cloudformation.parsing import Output
+
+    backend = cloudformation_backends[ACCOUNT_ID][REGION]
+    [stack] = [s for s in backend.stacks.values() if s.name == stack_name]
+    stack.output_map._parsed_outputs[key] = Output(key, value, "added by the test")
+    stack.output_map._output_json_map[key] = {"Value": value}
+
+
+def _create_schedule(
+    local: LocalAws, group: str, name: str, expression: str, target: dict[str, Any], **extra: Any
+) -> None:
+    local.client("scheduler").create_schedule(
+        Name=name,
+        GroupName=group,
+        ScheduleExpression=expression,
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"RoleArn": f"arn:aws:iam::{ACCOUNT_ID}:role/scheduler", **target},
+        **extra,
+    )
+
+
+@contextmanager
+def stack_with_schedules(state: Path, name: str | None = None) -> Iterator[Deployed]:
+    """The stack with ExampleWorkload=on, and the Scheduler schedules CloudFormation makes.
+
+    moto's CloudFormation does not create AWS::Scheduler::Schedule either: the schedules of
+    the template (NightlySchedule and the example's two) are created here with boto3 as
+    CloudFormation would, in the stack's group, with the template's expressions and inputs.
+    """
+    from devtools.local_stack import deploy_local_stack
+    from devtools.rehearse import example_network
+
+    name = name or f"cli-sched-{uuid.uuid4().hex[:8]}"  # moto keeps one state per process
+    with moto_server() as local:
+        network = example_network(local)
+        parameters = {
+            "ExampleWorkload": "on",
+            **network,
+            "ScheduleTimezone": "Europe/Berlin",
+            "ScheduleExpression": "cron(0 2 * * ? *)",
+        }
+        stack = deploy_local_stack(local, parameters, name)
+        ids = stack.physical_ids
+        group = f"{name}-ScheduleGroup"
+        local.client("scheduler").create_schedule_group(Name=group)
+        _add_output(name, "ScheduleGroupName", group)
+        submitter = local.client("lambda").get_function(FunctionName=ids["SubmitterFunction"])[
+            "Configuration"
+        ]["FunctionArn"]
+        _create_schedule(
+            local,
+            group,
+            f"{name}-SubmitterFunctionNightlySchedule",
+            "cron(0 2 * * ? *)",
+            {
+                "Arn": submitter,
+                "Input": json.dumps(
+                    {
+                        "schedule": "<aws.scheduler.schedule-arn>",
+                        "scheduledTime": "<aws.scheduler.scheduled-time>",
+                        "jobs": [
+                            {
+                                "jobName": "nightly-{scheduled_time:%Y%m%d}",
+                                "jobQueue": "feeds",
+                                "jobDefinition": "feedstream-Broadbean",
+                            },
+                            {
+                                "jobName": "nightly-report-{scheduled_time:%Y%m%d}",
+                                "jobQueue": "feeds",
+                                "jobDefinition": "feedstream-consumer",
+                            },
+                        ],
+                    }
+                ),
+            },
+            ScheduleExpressionTimezone="Europe/Berlin",
+            State="DISABLED",
+        )
+        _create_schedule(
+            local,
+            group,
+            f"{name}-ExampleNightlySchedule",
+            "cron(0 2 * * ? *)",
+            {
+                "Arn": submitter,
+                "Input": json.dumps(
+                    {
+                        "jobs": [
+                            {
+                                "jobName": "example-import-{scheduled_time:%Y%m%d}",
+                                "jobQueue": ids["ExampleJobQueue"],
+                                "jobDefinition": f"{name}-example-import",
+                            }
+                        ]
+                    }
+                ),
+            },
+            ScheduleExpressionTimezone="Europe/Berlin",
+        )
+        _create_schedule(
+            local,
+            group,
+            f"{name}-ExampleTaskSchedule",
+            "cron(0 3 * * ? *)",
+            {
+                "Arn": local.client("ecs").describe_clusters(clusters=[ids["ExampleCluster"]])[
+                    "clusters"
+                ][0]["clusterArn"],
+                "EcsParameters": {
+                    "TaskDefinitionArn": ids["ExampleTaskDefinition"],
+                    "LaunchType": "FARGATE",
+                },
+            },
+            ScheduleExpressionTimezone="Europe/Berlin",
+        )
+        _create_schedule(
+            local,
+            group,
+            f"{name}-Broken",
+            "cron(0 2 * * ? * *)",
+            {"Arn": submitter, "Input": "{}"},
+        )
+        state.write_text(json.dumps({"endpoint": local.endpoint_url, "stack": name}))
+        yield Deployed(local, name, group, ids, state)
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    with stack_with_schedules(tmp_path_factory.mktemp("state") / "local-stack.json") as stack:
+        yield stack
+
+
+@pytest.fixture
+def on_local_stack(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> Deployed:
+    monkeypatch.setenv(LOCAL_STATE_VARIABLE, str(deployed.state))
+    return deployed
+
+
+@pytest.fixture
+def rows(on_local_stack: Deployed) -> dict[str, dict[str, Any]]:
+    stack = read_stack(resolve_target(None))
+    return {
+        row["name"].removeprefix(f"{on_local_stack.name}-"): row
+        for row in list_schedules(stack, NOW)
+    }
+
+
+def test_every_schedule_of_the_stack_is_listed(rows: dict[str, dict[str, Any]]) -> None:
+    # the four in the group, and the stack's one rule with a ScheduleExpression (the event
+    # pattern rules of the chainer, notifier and retrier are not schedules)
+    assert {name.split("-")[0] for name in rows} == {
+        "SubmitterFunctionNightlySchedule",
+        "ExampleNightlySchedule",
+        "ExampleTaskSchedule",
+        "Broken",
+        "ExampleCronRule",
+    }
+    assert sum(row["kind"] == "scheduler" for row in rows.values()) == 4
+    [rule] = [row for row in rows.values() if row["kind"] == "rule"]
+    assert rule["logical_id"] == "ExampleCronRule"
+
+
+def test_a_schedule_in_its_zone_with_its_jobs(rows: dict[str, dict[str, Any]]) -> None:
+    nightly = rows["SubmitterFunctionNightlySchedule"]
+
+    assert nightly["expression"] == "cron(0 2 * * ? *)"
+    assert nightly["timezone"] == "Europe/Berlin"
+    assert "Europe/Berlin" in nightly["in_words"]
+    assert nightly["next_firings"] == [
+        "2026-01-11T02:00:00+01:00",
+        "2026-01-12T02:00:00+01:00",
+        "2026-01-13T02:00:00+01:00",
+    ]
+    assert nightly["state"] == "DISABLED"
+    assert nightly["jobs"] == [
+        {
+            "jobName": "nightly-{scheduled_time:%Y%m%d}",
+            "jobQueue": "feeds",
+            "jobDefinition": "feedstream-Broadbean",
+        },
+        {
+            "jobName": "nightly-report-{scheduled_time:%Y%m%d}",
+            "jobQueue": "feeds",
+            "jobDefinition": "feedstream-consumer",
+        },
+    ]
+
+
+def test_an_ecs_task_schedule_names_the_family(
+    on_local_stack: Deployed, rows: dict[str, dict[str, Any]]
+) -> None:
+    task = rows["ExampleTaskSchedule"]
+
+    family = on_local_stack.physical_ids["ExampleTaskDefinition"].rsplit("/", 1)[-1].split(":")[0]
+    assert task["submits"] == [f"ECS task {family}"]
+    assert task["jobs"] == []
+    assert task["next_firings"][0] == "2026-01-11T03:00:00+01:00"
+
+
+def test_a_cron_rule_runs_in_utc_with_its_constant_request(
+    on_local_stack: Deployed, rows: dict[str, dict[str, Any]]
+) -> None:
+    [rule] = [row for row in rows.values() if row["kind"] == "rule"]
+
+    assert rule["expression"] == "cron(30 2 * * ? *)"
+    assert rule["timezone"] == "UTC"
+    assert rule["next_firings"][0] == "2026-01-11T02:30:00+00:00"
+    assert rule["state"] == "ENABLED"
+    assert rule["jobs"] == [
+        {
+            "jobName": "example-cron",
+            "jobQueue": on_local_stack.physical_ids["ExampleJobQueue"],
+            "jobDefinition": f"{on_local_stack.name}-example-import",
+        }
+    ]
+
+
+def test_an_unreadable_expression_is_shown_not_fatal(rows: dict[str, dict[str, Any]]) -> None:
+    broken = rows["Broken"]
+
+    assert broken["expression_error"]
+    assert broken["next_firings"] == []
+    assert broken["in_words"] == ""
+
+
+def test_schedules_json_is_complete(
+    on_local_stack: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["schedules", "--json"]) == 0
+
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["stack"] == on_local_stack.name
+    assert listed["schedule_group"] == on_local_stack.group
+    assert len(listed["schedules"]) == 5
+    for row in listed["schedules"]:
+        assert set(row) == {
+            "kind",
+            "name",
+            "logical_id",
+            "expression",
+            "in_words",
+            "expression_error",
+            "timezone",
+            "next_firings",
+            "state",
+            "jobs",
+            "submits",
+        }
+
+
+def test_schedules_table(
+    on_local_stack: Deployed, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+
+    assert run(["schedules"]) == 0
+
+    out = capsys.readouterr().out
+    assert f"stack {on_local_stack.name}" in out
+    assert "ECS task" in out
+    assert "example-cron on " in out
+    assert "CET" in out  # firings printed in the schedule's zone
+    assert "unreadable:" in out
+
+
+def test_schedules_end_to_end_as_a_subprocess(on_local_stack: Deployed) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "cli"), os.environ.get("PYTHONPATH", "")]),
+    }
+
+    done = subprocess.run(
+        [sys.executable, "-m", "batchwire_cli", "schedules", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["schedules"]) == 5
+
+
+def test_without_a_group_output_rules_are_still_listed(
+    on_local_stack: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a stack without ScheduleGroupName (moto's, or an older template): the rules only
+    stack = read_stack(resolve_target(None))
+    stack.outputs.pop("ScheduleGroupName")
+
+    listed = list_schedules(stack, NOW)
+
+    assert [row["kind"] for row in listed] == ["rule"]
