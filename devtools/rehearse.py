@@ -345,6 +345,60 @@ def _service_linked_roles(local: LocalAws) -> None:
             iam.create_service_linked_role(AWSServiceName=service)
 
 
+def _create_scheduler_resources(
+    local: LocalAws, stack: Any, template: dict[str, Any], skipped: Mapping[str, list[str]]
+) -> dict[str, str]:
+    """The Scheduler group and schedules moto's CloudFormation skips, made as CloudFormation
+    would make them (a group without a name gets one of the stack's), so the local stack
+    has them like a deployed one; their logical id -> name. The group's Ref outputs are
+    given to the stack, whose outputs moto leaves out when they name a skipped resource."""
+    from moto.cloudformation.parsing import Output, clean_json
+
+    scheduler = local.client("scheduler")
+    resources = template["Resources"]
+    names: dict[str, str] = {}
+    for logical_id in skipped.get("AWS::Scheduler::ScheduleGroup", []):
+        group = resources[logical_id].get("Properties", {}).get("Name")
+        names[logical_id] = group or f"{stack.name}-{logical_id}"[:64]
+        scheduler.create_schedule_group(Name=names[logical_id])
+    for logical_id in skipped.get("AWS::Scheduler::Schedule", []):
+        raw = resources[logical_id]["Properties"]
+        props = clean_json(json.loads(json.dumps(raw)), stack.resource_map)
+        group_ref = raw.get("GroupName")
+        group = names.get(group_ref["Ref"], "") if isinstance(group_ref, dict) else group_ref
+        name = props.get("Name") or f"{stack.name}-{logical_id}"[:64]
+        target = dict(props["Target"])
+        network = (target.get("EcsParameters") or {}).pop("NetworkConfiguration", None)
+        if network:  # the API spells it awsvpcConfiguration
+            target["EcsParameters"]["NetworkConfiguration"] = {
+                "awsvpcConfiguration": network["AwsvpcConfiguration"]
+            }
+        optional = ("Description", "ScheduleExpressionTimezone", "State", "StartDate", "EndDate")
+        try:
+            scheduler.create_schedule(
+                Name=name,
+                GroupName=group or "default",
+                ScheduleExpression=props["ScheduleExpression"],
+                FlexibleTimeWindow=props["FlexibleTimeWindow"],
+                Target=target,
+                **{key: props[key] for key in optional if props.get(key)},
+            )
+        except scheduler.exceptions.ConflictException as error:
+            # what CloudFormation would fail the deploy with: the name is another stack's
+            raise RehearsalError(
+                f"{logical_id}: schedule {name} in group {group or 'default'} already "
+                f"exists (another stack holds the name): {error}"
+            ) from None
+        names[logical_id] = name
+    for key, output in template.get("Outputs", {}).items():
+        value = output.get("Value")
+        if isinstance(value, dict) and value.get("Ref") in names:
+            resolved = names[value["Ref"]]
+            stack.output_map._parsed_outputs[key] = Output(key, resolved, output.get("Description"))
+            stack.output_map._output_json_map[key] = {"Value": resolved}
+    return names
+
+
 def stack_name_of(variant: str) -> str:
     """The rehearsal's stack of ``variant``."""
     return f"batchwire-rehearsal-{variant}"
@@ -414,6 +468,13 @@ def deploy(
         instance = stack.resource_map[logical_id]
         physical = getattr(instance, "physical_resource_id", None)
         physical_ids[logical_id] = str(physical) if physical is not None else ""
+    scheduler_ids = _create_scheduler_resources(local, stack, template, skipped)
+    if scheduler_ids:
+        physical_ids.update(scheduler_ids)
+        workarounds.applied[
+            "AWS::Scheduler::ScheduleGroup, AWS::Scheduler::Schedule: created through "
+            "moto's Scheduler API from their resolved properties"
+        ] += len(scheduler_ids)
     return DeployedStack(
         name=name,
         variant=variant,

@@ -142,11 +142,11 @@ def test_dev_and_prod_deploy_side_by_side_and_a_shared_name_fails_naming_both(
     assert "stack batchwire-dev: CREATE_COMPLETE" in report
     assert "stack batchwire: CREATE_COMPLETE" in report
     assert "names of every named resource compared: no collision" in report
-    # and the shared schedule name is refused, naming both stacks' resources
+    # and the shared schedule name fails the second stack's deploy, naming the schedule and
+    # the group, as the local Scheduler refuses it like EventBridge Scheduler does
     code, report = shared
     assert code == 1
     assert (
-        "FAILED batchwire SubmitterFunctionNightlySchedule and batchwire-dev "
-        "SubmitterFunctionNightlySchedule both claim AWS::Scheduler::Schedule "
-        "default/SubmitterFunctionNightlySchedule"
+        "FAILED wiring: SubmitterFunctionNightlySchedule: schedule "
+        "SubmitterFunctionNightlySchedule in group default already exists"
     ) in report

@@ -19,7 +19,7 @@ import pytest
 from batchwire_cli.app import run
 from batchwire_cli.schedules import list_schedules
 from batchwire_cli.stack import LOCAL_STATE_VARIABLE, read_stack, resolve_target
-from devtools.local_aws import ACCOUNT_ID, REGION, LocalAws, moto_server
+from devtools.local_aws import ACCOUNT_ID, LocalAws, moto_server
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::")
 
@@ -34,21 +34,6 @@ class Deployed:
     group: str
     physical_ids: dict[str, str]
     state: Path
-
-
-def _add_output(stack_name: str, key: str, value: str) -> None:
-    """Give the stack in moto the output real CloudFormation would have.
-
-    moto's CloudFormation does not create AWS::Scheduler::ScheduleGroup, so its Ref output
-    ScheduleGroupName is missing; the group is made by hand and its output set here.
-    """
-    from moto.cloudformation.models import cloudformation_backends
-    from moto.cloudformation.parsing import Output
-
-    backend = cloudformation_backends[ACCOUNT_ID][REGION]
-    [stack] = [s for s in backend.stacks.values() if s.name == stack_name]
-    stack.output_map._parsed_outputs[key] = Output(key, value, "added by the test")
-    stack.output_map._output_json_map[key] = {"Value": value}
 
 
 def _create_schedule(
@@ -66,11 +51,12 @@ def _create_schedule(
 
 @contextmanager
 def stack_with_schedules(state: Path, name: str | None = None) -> Iterator[Deployed]:
-    """The stack with ExampleWorkload=on, and the Scheduler schedules CloudFormation makes.
+    """The stack with ExampleWorkload=on, and schedules of known inputs in its group.
 
-    moto's CloudFormation does not create AWS::Scheduler::Schedule either: the schedules of
-    the template (NightlySchedule and the example's two) are created here with boto3 as
-    CloudFormation would, in the stack's group, with the template's expressions and inputs.
+    The local deploy creates the template's group and schedules through moto's Scheduler
+    API (moto's CloudFormation skips them; devtools/rehearse.py). This adds schedules whose
+    inputs the tests know to the letter, prefixed with the stack's name, and one whose
+    expression EventBridge would refuse.
     """
     from devtools.local_stack import deploy_local_stack
     from devtools.rehearse import example_network
@@ -86,78 +72,10 @@ def stack_with_schedules(state: Path, name: str | None = None) -> Iterator[Deplo
         }
         stack = deploy_local_stack(local, parameters, name)
         ids = stack.physical_ids
-        group = f"{name}-ScheduleGroup"
-        local.client("scheduler").create_schedule_group(Name=group)
-        _add_output(name, "ScheduleGroupName", group)
+        group = ids["ScheduleGroup"]  # made by the local deploy, named by its output
         submitter = local.client("lambda").get_function(FunctionName=ids["SubmitterFunction"])[
             "Configuration"
         ]["FunctionArn"]
-        _create_schedule(
-            local,
-            group,
-            f"{name}-SubmitterFunctionNightlySchedule",
-            "cron(0 2 * * ? *)",
-            {
-                "Arn": submitter,
-                "Input": json.dumps(
-                    {
-                        "schedule": "<aws.scheduler.schedule-arn>",
-                        "scheduledTime": "<aws.scheduler.scheduled-time>",
-                        "jobs": [
-                            {
-                                "jobName": "nightly-{scheduled_time:%Y%m%d}",
-                                "jobQueue": "feeds",
-                                "jobDefinition": "feedstream-Broadbean",
-                            },
-                            {
-                                "jobName": "nightly-report-{scheduled_time:%Y%m%d}",
-                                "jobQueue": "feeds",
-                                "jobDefinition": "feedstream-consumer",
-                            },
-                        ],
-                    }
-                ),
-            },
-            ScheduleExpressionTimezone="Europe/Berlin",
-            State="DISABLED",
-        )
-        _create_schedule(
-            local,
-            group,
-            f"{name}-ExampleNightlySchedule",
-            "cron(0 2 * * ? *)",
-            {
-                "Arn": submitter,
-                "Input": json.dumps(
-                    {
-                        "jobs": [
-                            {
-                                "jobName": "example-import-{scheduled_time:%Y%m%d}",
-                                "jobQueue": ids["ExampleJobQueue"],
-                                "jobDefinition": f"{name}-example-import",
-                            }
-                        ]
-                    }
-                ),
-            },
-            ScheduleExpressionTimezone="Europe/Berlin",
-        )
-        _create_schedule(
-            local,
-            group,
-            f"{name}-ExampleTaskSchedule",
-            "cron(0 3 * * ? *)",
-            {
-                "Arn": local.client("ecs").describe_clusters(clusters=[ids["ExampleCluster"]])[
-                    "clusters"
-                ][0]["clusterArn"],
-                "EcsParameters": {
-                    "TaskDefinitionArn": ids["ExampleTaskDefinition"],
-                    "LaunchType": "FARGATE",
-                },
-            },
-            ScheduleExpressionTimezone="Europe/Berlin",
-        )
         _create_schedule(
             local,
             group,
@@ -191,16 +109,18 @@ def rows(on_local_stack: Deployed) -> dict[str, dict[str, Any]]:
 
 
 def test_every_schedule_of_the_stack_is_listed(rows: dict[str, dict[str, Any]]) -> None:
-    # the four in the group, and the stack's one rule with a ScheduleExpression (the event
-    # pattern rules of the chainer, notifier and retrier are not schedules)
+    # the five in the group (the template's four and the test's unreadable one), and the
+    # stack's one rule with a ScheduleExpression (the event pattern rules of the chainer,
+    # notifier and retrier are not schedules)
     assert {name.split("-")[0] for name in rows} == {
         "SubmitterFunctionNightlySchedule",
+        "ScalerFunctionEveryMinute",
         "ExampleNightlySchedule",
         "ExampleTaskSchedule",
         "Broken",
         "ExampleCronRule",
     }
-    assert sum(row["kind"] == "scheduler" for row in rows.values()) == 4
+    assert sum(row["kind"] == "scheduler" for row in rows.values()) == 5
     [rule] = [row for row in rows.values() if row["kind"] == "rule"]
     assert rule["logical_id"] == "ExampleCronRule"
 
@@ -217,17 +137,13 @@ def test_a_schedule_in_its_zone_with_its_jobs(rows: dict[str, dict[str, Any]]) -
         "2026-01-13T02:00:00+01:00",
     ]
     assert nightly["state"] == "DISABLED"
+    # the template's input, as the Schedule* parameters fill it
     assert nightly["jobs"] == [
         {
             "jobName": "nightly-{scheduled_time:%Y%m%d}",
             "jobQueue": "feeds",
             "jobDefinition": "feedstream-Broadbean",
-        },
-        {
-            "jobName": "nightly-report-{scheduled_time:%Y%m%d}",
-            "jobQueue": "feeds",
-            "jobDefinition": "feedstream-consumer",
-        },
+        }
     ]
 
 
@@ -276,7 +192,7 @@ def test_schedules_json_is_complete(
     listed = json.loads(capsys.readouterr().out)
     assert listed["stack"] == on_local_stack.name
     assert listed["schedule_group"] == on_local_stack.group
-    assert len(listed["schedules"]) == 5
+    assert len(listed["schedules"]) == 6  # five in the group, one cron rule
     for row in listed["schedules"]:
         assert set(row) == {
             "kind",
@@ -324,7 +240,7 @@ def test_schedules_end_to_end_as_a_subprocess(on_local_stack: Deployed) -> None:
     )
 
     assert done.returncode == 0, done.stderr
-    assert len(json.loads(done.stdout)["schedules"]) == 5
+    assert len(json.loads(done.stdout)["schedules"]) == 6
 
 
 def test_without_a_group_output_rules_are_still_listed(
