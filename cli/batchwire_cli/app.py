@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from batchwire_cli import __version__
-from batchwire_cli.errors import EXIT_USAGE, CliError
+from batchwire_cli.errors import EXIT_FAILURE, EXIT_USAGE, CliError
 from batchwire_cli.stack import Stack, read_stack, resolve_target
 
-DESCRIPTION = "See a batchwire stack from a terminal: its failure queues and its schedules."
+DESCRIPTION = (
+    "See and steer a batchwire stack from a terminal: its failure queues and its schedules."
+)
 EPILOG = (
     "Without --stack the command reads the stack of a running `make local-stack` "
     "(.aws-sam/local-stack.json). Exit codes: 0 done, 1 failure, 2 usage."
@@ -63,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         "it holds and how old the oldest is; non-empty queues first. Messages are peeked "
         "(VisibilityTimeout=0), never consumed.",
     )
-    dlq_commands = dlq.add_subparsers(dest="dlq_command", metavar="show", parser_class=_Parser)
+    dlq_commands = dlq.add_subparsers(
+        dest="dlq_command", metavar="{show,redrive}", parser_class=_Parser
+    )
     show = dlq_commands.add_parser(
         "show",
         parents=[common],
@@ -84,6 +88,56 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=10,
         help="how many messages at most (default 10)",
+    )
+    redrive = dlq_commands.add_parser(
+        "redrive",
+        parents=[common],
+        help="send a failure queue's messages back where they came from",
+        description="Send the messages of a failure queue back where they came from, then "
+        "delete them from it (only once resent; a message that cannot be resent stays and "
+        "is reported). chain -> ChainQueue, work -> WorkQueue, example-work -> "
+        "ExampleWorkQueue (an SQS message move task when SQS offers one and --max is not "
+        "given, else message by message with their attributes); failed-invocations -> "
+        "the function of each on-failure record, invoked asynchronously with its "
+        "requestPayload. The other queues are refused with what to do by hand.",
+    )
+    redrive.add_argument("queue", metavar="QUEUE", help="logical id or short name")
+    redrive.add_argument(
+        "--dry-run", action="store_true", help="list what would go where; move nothing"
+    )
+    redrive.add_argument(
+        "--max", type=_positive, default=None, help="move at most N messages (default: all)"
+    )
+    for verb, state, doing in (
+        ("pause", "DISABLED", "stops firing"),
+        ("resume", "ENABLED", "fires again"),
+    ):
+        toggle = commands.add_parser(
+            verb,
+            parents=[common],
+            help=f"set a schedule or scheduled rule {state}: it {doing}",
+            description=f"Set one schedule {state}: an EventBridge Scheduler schedule of the "
+            "stack's group (every other field kept) or a scheduled EventBridge rule. Prints "
+            "the state before and after; a schedule already in that state is left as it is.",
+        )
+        toggle.add_argument(
+            "schedule", metavar="SCHEDULE", help="schedule or rule name, or its logical id"
+        )
+    run_now = commands.add_parser(
+        "run-now",
+        parents=[common],
+        help="fire a schedule once now, as a new firing, and print what it submitted",
+        description="Invoke the Lambda target of a schedule or scheduled rule once now, with "
+        "the event it would deliver: for a Scheduler schedule the target's Input with the "
+        "schedule ARN and the current UTC time (to the second) as scheduled time, so the "
+        "submitter sees a new firing; for a rule its constant Input (Lambda's request id "
+        "makes each run a firing of its own). ECS task targets are not supported.",
+    )
+    run_now.add_argument(
+        "schedule", metavar="SCHEDULE", help="schedule or rule name, or its logical id"
+    )
+    run_now.add_argument(
+        "--dry-run", action="store_true", help="print the event and function; invoke nothing"
     )
     commands.add_parser(
         "schedules",
@@ -114,7 +168,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     from batchwire_cli import output
 
     as_json = bool(getattr(args, "json", False))
-    if args.command == "dlq" and args.dlq_command == "show":
+    if args.command == "dlq" and args.dlq_command in ("show", "redrive"):
         # a misspelt queue name is a usage error, found before any AWS call
         from batchwire_cli.dlq import find_failure_queue
 
@@ -123,9 +177,28 @@ def _dispatch(args: argparse.Namespace) -> int:
         getattr(args, "stack", None), getattr(args, "region", None), getattr(args, "profile", None)
     )
     stack = read_stack(target)
+    if args.command in ("pause", "resume", "run-now"):
+        return _schedule_action(args, stack, as_json)
     if args.command == "dlq":
         from batchwire_cli.dlq import queue_depths, show_queue
 
+        if args.dlq_command == "redrive":
+            from batchwire_cli.redrive import redrive_queue
+
+            moved = redrive_queue(stack, args.queue, args.dry_run, args.max)
+            if as_json:
+                output.print_json({"stack": stack.name, **moved})
+            else:
+                output.print_redrive(_stack_line(stack), moved)
+            left = [m for m in moved["messages"] if not m["moved"] and not moved["dry_run"]]
+            if left:
+                print(
+                    f"batchwire: {len(left)} message(s) of {moved['queue']} could not be "
+                    "resent and stay there (see the reasons above)",
+                    file=sys.stderr,
+                )
+                return EXIT_FAILURE
+            return 0
         if args.dlq_command == "show":
             shown = show_queue(stack, args.queue, args.max)
             if as_json:
@@ -148,6 +221,25 @@ def _dispatch(args: argparse.Namespace) -> int:
     else:
         note = None if group else "the stack has no ScheduleGroupName output: rules only"
         output.print_schedules(_stack_line(stack), rows, note)
+    return 0
+
+
+def _schedule_action(args: argparse.Namespace, stack: Stack, as_json: bool) -> int:
+    from batchwire_cli import output
+    from batchwire_cli.schedule_actions import run_now, set_schedule_state
+
+    if args.command == "run-now":
+        fired = run_now(stack, args.schedule, args.dry_run)
+        if as_json:
+            output.print_json({"stack": stack.name, **fired})
+        else:
+            output.print_run_now(_stack_line(stack), fired)
+        return 0
+    changed = set_schedule_state(stack, args.schedule, enabled=args.command == "resume")
+    if as_json:
+        output.print_json({"stack": stack.name, **changed})
+    else:
+        output.print_state_change(_stack_line(stack), changed)
     return 0
 
 

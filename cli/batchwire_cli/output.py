@@ -158,3 +158,68 @@ def print_schedules(stack_line: str, rows: list[dict[str, Any]], note: str | Non
             _plain("\n".join(submits)),
         )
     out.print(table)
+
+
+def print_state_change(stack_line: str, changed: dict[str, Any]) -> None:
+    out = console()
+    out.print(stack_line)
+    kind = "rule" if changed["kind"] == "rule" else "schedule"
+    if changed["changed"]:
+        out.print(f"{kind} {changed['schedule']}: {changed['before']} -> {changed['after']}")
+    else:
+        out.print(f"{kind} {changed['schedule']}: already {changed['after']}, left as it is")
+
+
+def print_run_now(stack_line: str, fired: dict[str, Any]) -> None:
+    from batchwire_cli.invoker import function_name
+
+    out = console()
+    out.print(stack_line)
+    verb = "would invoke" if fired["dry_run"] else "invoked"
+    for invocation in fired["invocations"]:
+        function = function_name(invocation["function"])
+        out.print(f"{fired['schedule']} fired at {fired['time']}: {verb} {function}")
+        if fired["dry_run"]:
+            out.print("event:")
+            out.print(_pretty(invocation["event"]))
+            continue
+        result = invocation.get("result")
+        jobs = result.get("jobs") if isinstance(result, dict) else None
+        if not isinstance(jobs, list):
+            out.print(_pretty(result))
+            continue
+        out.print(
+            f"firing {result.get('firing')}: {result.get('submittedNow', 0)} job(s) submitted now"
+        )
+        for job in jobs:
+            out.print(f"  {job.get('jobName')} {job.get('jobId', '')}".rstrip())
+
+
+def print_redrive(stack_line: str, moved: dict[str, Any]) -> None:
+    out = console()
+    out.print(stack_line)
+    if moved["method"] == "move-task":
+        out.print(
+            f"{moved['queue']} ({moved['name']}): SQS message move task {moved['task_handle']} "
+            f"started: about {moved['approximate_messages']} message(s) back to "
+            f"{moved['destination']} (follow it with aws sqs list-message-move-tasks)"
+        )
+        return
+    messages = moved["messages"]
+    for message in messages:
+        if moved["dry_run"]:
+            where = message["destination"] if message["problem"] is None else "stays"
+            reason = f" ({message['problem']})" if message["problem"] else ""
+            out.print(f"would move {message['message_id']} -> {where}{reason}")
+        elif message["moved"]:
+            out.print(f"moved {message['message_id']} -> {message['destination']}")
+        else:
+            out.print(f"kept  {message['message_id']}: {message['problem']}")
+    done = sum(m["moved"] for m in messages)
+    name = f"{moved['queue']} ({moved['name']})"
+    if moved["dry_run"]:
+        out.print(f"{name}: {len(messages)} message(s) seen, nothing moved (--dry-run)")
+    else:
+        out.print(
+            f"{name}: {done} message(s) moved, {len(messages) - done} kept in the failure queue"
+        )
