@@ -74,12 +74,31 @@ def stack_schedules(stack: Stack) -> list[ScheduleRef]:
 
 
 def find_schedule(stack: Stack, wanted: str) -> ScheduleRef:
-    """The schedule named ``wanted``; CliError listing the known ones when there is none."""
+    """The schedule named ``wanted``; CliError listing the known ones when there is none.
+
+    SAM names a function's schedule event after both: ``NightlySchedule`` is the schedule
+    ``SubmitterFunctionNightlySchedule``. Otherwise a name one schedule ends with is meant,
+    and one that several end with is ambiguous.
+    """
     refs = stack_schedules(stack)
     for ref in refs:
         if wanted in (ref.name, ref.logical_id):
             return ref
-    known = ", ".join(sorted(ref.label for ref in refs)) or "none"
+    sam_events = [
+        ref
+        for ref in refs
+        if ref.name.endswith(wanted) and ref.name[: -len(wanted)].endswith("Function")
+    ]
+    if len(sam_events) == 1:
+        return sam_events[0]
+    ending = [
+        ref for ref in refs if ref.name.endswith(wanted) or (ref.logical_id or "").endswith(wanted)
+    ]
+    if len(ending) == 1:
+        return ending[0]
+    known = ", ".join(sorted(ref.label for ref in (ending or refs))) or "none"
+    if ending:
+        raise CliError(f"schedule {wanted!r} in stack {stack.name} is ambiguous: one of {known}")
     raise CliError(f"no schedule {wanted!r} in stack {stack.name}: known schedules: {known}")
 
 

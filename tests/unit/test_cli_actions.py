@@ -278,6 +278,19 @@ def test_pause_then_resume_a_rule_by_logical_id(
     assert events.describe_rule(Name=rule_name)["State"] == "ENABLED"
 
 
+def test_a_schedule_may_be_named_by_its_sam_event(
+    on_local_stack: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # NightlySchedule, as template.yaml names the event of SubmitterFunction
+    paused = run_json(["pause", "NightlySchedule"], capsys)
+    assert paused["name"].endswith("SubmitterFunctionNightlySchedule")
+    assert paused["after"] == "DISABLED"
+    # a name that ends two of them is refused, naming both
+    assert run(["pause", "Schedule"]) == 1
+    err = last_line(capsys.readouterr().err)
+    assert "is ambiguous" in err
+
+
 @pytest.mark.parametrize("command", ["pause", "resume", "run-now"])
 def test_an_unknown_schedule_is_named_with_the_known_ones(
     on_local_stack: Deployed, capsys: pytest.CaptureFixture[str], command: str
