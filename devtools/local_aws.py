@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from devtools.template import expand_loops, load_template
+from devtools.template import load_template
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
@@ -109,7 +109,7 @@ def provision_template_resources(local: LocalAws, template_path: Path) -> dict[s
     ``make invoke``, ``make demo`` and the tests run deployed stacks (devtools.local_stack).
     Returns logical id -> physical identifier (table name, queue URL, topic ARN).
     """
-    resources = expand_loops(load_template(template_path), {}).get("Resources", {})
+    resources = load_template(template_path).get("Resources", {})
     created: dict[str, str] = {}
     dynamodb, sqs, sns = local.client("dynamodb"), local.client("sqs"), local.client("sns")
     for logical_id, resource in resources.items():

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from devtools.local_aws import ACCOUNT_ID, REGION, LocalAws, moto_server
-from devtools.template import ROOT, TEMPLATE, expand_loops, load_template
+from devtools.template import ROOT, TEMPLATE, load_template
 
 #: The example variant also runs the queue dispatcher on the example task definition, with
 #: WorkTopic, so that every optional part of the template is created in one of the two.
@@ -81,12 +81,13 @@ def transform(template: dict[str, Any], parameters: Mapping[str, str]) -> dict[s
     A local CodeUri stands for the S3 object that ``sam package`` uploads, as in
     ``sam validate``; managed policy names resolve to their ARNs without asking IAM.
     """
+    import copy
 
     import boto3
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
 
-    source = expand_loops(template, parameters)
+    source = copy.deepcopy(template)
     for part in [source.get("Globals", {}).get("Function", {})] + [
         resource.get("Properties", {})
         for resource in source.get("Resources", {}).values()
@@ -783,8 +784,6 @@ def rehearse_variant(
             parameters.setdefault(name.replace("Example", "Dispatcher", 1), value)
     report = VariantReport(variant)
     try:
-        # what the checks below read: the template after its loops, as CloudFormation has it
-        sam_template = expand_loops(sam_template, parameters)
         transformed = transform(sam_template, parameters)
     except Exception as error:
         report.lint_findings.append(f"the SAM transform refused the template: {error}")
@@ -851,10 +850,9 @@ def format_report(
                     lines.append(f"     {len(ids):3d}  {kind}")
             for note, count in sorted(stack.workarounds.items()):
                 lines.append(f"   worked around for moto ({count}x): {note}")
-            expanded = expand_loops(sam_template, stack.parameters)
             lines.append(
-                f"   wiring: {len(expected_triggers(expanded))} triggers, "
-                f"{sum(len(v) for v in environment_references(expanded).values())} "
+                f"   wiring: {len(expected_triggers(sam_template))} triggers, "
+                f"{sum(len(v) for v in environment_references(sam_template).values())} "
                 f"resource names in environments, {len(stack.functions())} handlers imported"
             )
         for problem in report.problems:

@@ -23,56 +23,6 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     return parsed
 
 
-LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
-
-
-def expand_loops(template: dict[str, Any], parameters: Mapping[str, str]) -> dict[str, Any]:
-    """``template`` with its ``Fn::ForEach`` loops expanded for ``parameters``.
-
-    CloudFormation runs the AWS::LanguageExtensions transform first, with the stack's
-    parameter values, then the SAM transform. This runs SAM CLI's own implementation of
-    the loops, and only the loops: every other intrinsic reaches the SAM transform as
-    written, as it reaches CloudFormation.
-    """
-    import copy
-
-    transforms = template.get("Transform", [])
-    transforms = [transforms] if isinstance(transforms, str) else list(transforms)
-    if LANGUAGE_EXTENSIONS not in transforms:
-        return copy.deepcopy(template)
-    from samcli.lib.cfn_language_extensions import (
-        PseudoParameterValues,
-        TemplateProcessingContext,
-        create_default_intrinsic_resolver,
-    )
-    from samcli.lib.cfn_language_extensions.pipeline import ProcessingPipeline
-    from samcli.lib.cfn_language_extensions.processors import TemplateParsingProcessor
-    from samcli.lib.cfn_language_extensions.processors.foreach import ForEachProcessor
-
-    from devtools.local_aws import ACCOUNT_ID, REGION
-
-    declared = template.get("Parameters", {})
-    values: dict[str, Any] = {
-        name: str(spec["Default"]) for name, spec in declared.items() if "Default" in spec
-    }
-    values.update(parameters)
-    for name, value in values.items():
-        if declared.get(name, {}).get("Type") == "CommaDelimitedList":
-            values[name] = value.split(",")
-    context = TemplateProcessingContext(
-        fragment=copy.deepcopy(template),
-        parameter_values=values,
-        pseudo_parameters=PseudoParameterValues(region=REGION, account_id=ACCOUNT_ID),
-    )
-    resolver = create_default_intrinsic_resolver(context)
-    pipeline = ProcessingPipeline(
-        [TemplateParsingProcessor(), ForEachProcessor(intrinsic_resolver=resolver)]
-    )
-    expanded: dict[str, Any] = pipeline.process_template(context)
-    expanded["Transform"] = [name for name in transforms if name != LANGUAGE_EXTENSIONS]
-    return expanded
-
-
 ASYNC_EVENT_TYPES = {
     "Schedule",
     "ScheduleV2",
@@ -101,11 +51,12 @@ class _NoManagedPolicies:
 
 def transformed_template(template: dict[str, Any] | None = None) -> dict[str, Any]:
     """The template after the SAM transform (what CloudFormation deploys), offline."""
+    import copy
     import os
 
     from samtranslator.translator.transform import transform
 
-    source = expand_loops(template if template is not None else load_template(), {})
+    source = copy.deepcopy(template if template is not None else load_template())
     # The translator wants an S3 location; sam deploy uploads functions/ and writes one.
     source.setdefault("Globals", {}).setdefault("Function", {})["CodeUri"] = "s3://bucket/code.zip"
     for resource in source.get("Resources", {}).values():
@@ -199,8 +150,6 @@ def function_setup(
         str(template),
         parameter_overrides=dict(params or {}),
         global_parameter_overrides={"AWS::Region": region},
-        # as samconfig.toml's language_extensions = true has sam local invoke do
-        language_extensions_enabled=True,
     )
     provider = SamFunctionProvider(stacks, use_raw_codeuri=True)
     function = provider.get(logical_id)

@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from devtools.template import expand_loops, load_template
+from devtools.template import load_template
 
-# the template after its loops, with the default parameters
-TEMPLATE = expand_loops(load_template(), {})
+TEMPLATE = load_template()
 DEFAULT_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:team-AbCdEf"
 ONCALL_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:oncall-AbCdEf"
 PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012"}
@@ -99,21 +98,20 @@ def test_no_notifier_statement_has_a_wildcard_resource() -> None:
     [
         ["/aws/batch/job"],
         ["/aws/batch/job", "/ecs/reports"],
-        # more than the three a fixed set of resources once allowed
         ["/a", "/b", "/c", "/ecs/d", "/ecs/e-1"],
     ],
 )
 def test_one_subscription_and_permission_per_configured_log_group(groups: list[str]) -> None:
-    # Given the log group parameter, and the template after its loop as CloudFormation has it
-    params = parameters(NotifierLogGroupNames=groups)
-    template = expand_loops(load_template(), {"NotifierLogGroupNames": ",".join(groups)})
-    resources = template["Resources"]
+    # Given the log group parameter
+    params = parameters(NotifierLogGroupNames=",".join(groups))
+    resources = TEMPLATE["Resources"]
 
     def of_type(kind: str) -> list[dict[str, Any]]:
         return [
             evaluate(resource["Properties"], params)
             for resource in resources.values()
-            if resource["Type"] == kind and evaluate({"Condition": resource["Condition"]}, params)
+            if resource["Type"] == kind
+            and evaluate({"Condition": resource.get("Condition", "")}, params)
         ]
 
     # Then each group has a subscription filter and an invoke permission scoped to it
@@ -133,16 +131,34 @@ def test_one_subscription_and_permission_per_configured_log_group(groups: list[s
 
 
 def test_no_log_group_means_no_subscription() -> None:
-    params = parameters(NotifierLogGroupNames=[""])
-    template = expand_loops(load_template(), {"NotifierLogGroupNames": ""})
+    params = parameters(NotifierLogGroupNames="")
     subscribed = [
         logical_id
-        for logical_id, resource in template["Resources"].items()
+        for logical_id, resource in TEMPLATE["Resources"].items()
         if resource["Type"] in ("AWS::Logs::SubscriptionFilter", "AWS::Lambda::Permission")
-        and resource.get("Condition") == "NotifierHasLogGroups"
+        and str(resource.get("Condition", "")).startswith("NotifierHasLogGroup")
         and evaluate({"Condition": resource["Condition"]}, params)
     ]
     assert subscribed == []
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("/aws/batch/job", True),
+        ("", True),
+        ("/a,/b,/c,/d,/e", True),
+        ("/a,/b,/c,/d,/e,/f", False),  # a 6th group: refused before anything deploys
+        ("/a, /b", False),
+    ],
+)
+def test_more_log_groups_than_the_stack_subscribes_are_refused_at_deploy(
+    value: str, accepted: bool
+) -> None:
+    # CloudFormation checks the parameter's pattern before it creates anything
+    spec = TEMPLATE["Parameters"]["NotifierLogGroupNames"]
+    assert bool(re.fullmatch(spec["AllowedPattern"], value)) is accepted
+    assert "at most 5 log group names" in spec["ConstraintDescription"]
 
 
 def test_failed_invocations_reach_the_on_failure_queue_and_concurrency_is_reserved() -> None:

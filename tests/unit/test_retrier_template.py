@@ -11,12 +11,12 @@ from samcli.lib.intrinsic_resolver.intrinsic_property_resolver import IntrinsicR
 from samcli.lib.intrinsic_resolver.intrinsics_symbol_table import IntrinsicsSymbolTable
 
 from devtools.ecs_local import sample_event
-from devtools.template import expand_loops, load_template
+from devtools.template import load_template
 
 
 def resolved(path: list[str], **parameters: str) -> Any:
     """A part of RetrierFunction's properties with parameters (defaults + ``parameters``)."""
-    template = expand_loops(load_template(), {})
+    template = load_template()
     values = {name: spec.get("Default") for name, spec in template["Parameters"].items()}
     values.update(parameters, **{"AWS::Region": "us-east-1"})
     symbols = IntrinsicsSymbolTable(template=template, logical_id_translator=values)
@@ -104,7 +104,7 @@ def notifier_cluster_matches(event: Any, **parameters: str) -> bool:
     """Whether the cluster part of the notifier's EcsTaskFailed rule, deployed with
     ``parameters``, takes ``event``. (moto's matcher cannot match inside an array of
     objects such as ``containers``, so the rest of the pattern is left to EventBridge.)"""
-    template = expand_loops(load_template(), {})
+    template = load_template()
     values = {name: spec.get("Default") for name, spec in template["Parameters"].items()}
     values.update(parameters, **{"AWS::Region": "us-east-1"})
     symbols = IntrinsicsSymbolTable(template=template, logical_id_translator=values)

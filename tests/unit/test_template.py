@@ -10,14 +10,12 @@ import pytest
 
 from devtools.template import (
     ASYNC_EVENT_TYPES,
-    expand_loops,
     load_template,
     transformed_template,
     wildcard_grants,
 )
 
-# the template after its loops, with the default parameters
-TEMPLATE = expand_loops(load_template(), {})
+TEMPLATE = load_template()
 FUNCTIONS = {
     name: resource
     for name, resource in TEMPLATE["Resources"].items()
@@ -285,7 +283,7 @@ def test_example_workload_is_named_after_the_stack_and_uses_none_of_your_setting
     variables = resources["ChainerFunction"]["Properties"]["Environment"]["Variables"]
     assert json.loads(variables["CHAIN_RULES"]) == {"rules": []}
     assert variables["EXAMPLE_CHAIN_RULES"]["Fn::If"][0] == "CreateExampleWorkload"
-    assert variables["EXAMPLE_CHAIN_RULES"]["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+    assert variables["EXAMPLE_CHAIN_RULES"]["Fn::If"][2] == ""  # no rules
 
 
 @pytest.mark.parametrize("example", ["off", "on"])
