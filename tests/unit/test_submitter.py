@@ -244,6 +244,25 @@ def test_constant_input_is_deduplicated_on_the_lambda_request_id(submitter: Subm
     assert len(submitter.jobs_in_queue()) == 2
 
 
+@pytest.fixture
+def atomic_dynamodb_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB applies a conditional write atomically; moto in-process checks the condition
+    and writes in two steps, so two threads can both pass the check. One lock around moto's
+    writes gives the test DynamoDB's guarantee (the code under test is unchanged)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.Lock()
+    for name in ("put_item", "update_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        def atomic(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, atomic)
+
+
+@pytest.mark.usefixtures("atomic_dynamodb_writes")
 def test_concurrent_deliveries_of_one_firing_submit_one_job_set(submitter: Submitter) -> None:
     # Given the same firing delivered twice at the same moment
     event = load_event("cron-constant.json") | {
