@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.integration, SKIPPED_TYPES]
 TICK = ROOT / "events" / "scaler-tick.json"
 #: Short enough to wait for in a test, long enough for a test step to fit in it; the
 #: parameter's default is 300.
-COOLDOWN = 15
+COOLDOWN = 45  # a step here takes up to ~20 s on a loaded CI machine
 
 
 @dataclass
