@@ -11,11 +11,13 @@ from bench.scaler_sim import (
     STRATEGIES,
     Consumers,
     Outcome,
+    PhaseSweep,
     ScalerStrategy,
     ScalingInterval,
     StepStrategy,
     Timeline,
     acceptance,
+    phase_sweep,
     report,
     simulate,
 )
@@ -190,4 +192,45 @@ def test_the_report_prints_every_strategy_and_the_acceptance_line() -> None:
     assert all(strategy.label in text for strategy in STRATEGIES)
     assert "acceptance, " in text
     assert ": PASS: " in text or ": MISS: " in text
-    assert len(rows) == 6
+    assert len(rows) == 7
+    assert "phases of the trickle" in text
+
+
+def test_the_trickle_phase_shifts_only_the_trickle_and_stays_within_one_interval() -> None:
+    # Given the timeline shifted by 7 s
+    plain, shifted = Timeline(), Timeline(trickle_offset_seconds=7)
+
+    # Then the burst is where it was and every trickle message is 7 s later
+    burst = [at for at, in_burst in plain.arrivals() if in_burst]
+    assert burst == [at for at, in_burst in shifted.arrivals() if in_burst]
+    assert [at + 7 for at, in_burst in plain.arrivals() if not in_burst] == [
+        at for at, in_burst in shifted.arrivals() if not in_burst
+    ]
+    # and an offset of a whole interval is refused, naming the range
+    with pytest.raises(ValueError, match="trickle_offset_seconds must be 0 to 19"):
+        Timeline(trickle_offset_seconds=20)
+
+
+def test_a_lead_that_fails_at_one_trickle_phase_is_a_miss() -> None:
+    # Given outcomes where the scaler stops fewer tasks on the headline timeline
+    scaler_outcome, step_outcome = simulate(STRATEGIES[0]), simulate(STEP)
+    assert scaler_outcome.stopped_holding_message < step_outcome.stopped_holding_message
+
+    # When at one phase of the trickle the scaler stops as many as the step policy's fewest
+    sweep = PhaseSweep(scaler_stops=(0, 0, 2, 0), step_stops=(2, 3, 2, 2))
+
+    # Then the acceptance is a MISS, and a sweep the scaler leads everywhere passes it
+    assert not acceptance(scaler_outcome, step_outcome, sweep).passed
+    ahead = PhaseSweep(scaler_stops=(0, 0, 0, 0), step_stops=(2, 3, 2, 2))
+    assert acceptance(scaler_outcome, step_outcome, ahead).passed
+
+
+def test_the_step_policy_stops_busy_consumers_while_the_trickle_runs_at_every_phase() -> None:
+    # When both strategies run the timeline at every phase of the trickle
+    sweep = phase_sweep(STRATEGIES[0], STEP)
+
+    # Then the step policy, scaling in on visible messages alone while one consumer works,
+    # stops a busy task at each phase; the scaler never does
+    assert len(sweep.step_stops) == Timeline().trickle_every_seconds
+    assert min(sweep.step_stops) >= 1
+    assert max(sweep.scaler_stops) == 0
