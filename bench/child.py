@@ -4,14 +4,15 @@
     python -m bench.child serve NAME ROLE        warm worker: per-event time, driven on stdin
     python -m bench.child memory NAME ROLE       peak memory on the largest event
     python -m bench.child extra NAME             the handler's own benchmarks (spec.extra)
+    python -m bench.child compiled MODULE        the sources compiled while importing MODULE
 
 ROLE is ``handler`` (functions/<module>.py) or ``naive`` (its bench/naive/ baseline).
 Answers are one JSON line each on the original stdout; whatever the handler prints (logs,
 EMF metrics) goes to /dev/null, as cheap a sink as Lambda's log capture.
 
 Only the standard library is imported before the module under test, so that module pays
-for everything it needs. With BENCH_BLOCKED_MODULES set, the distributions the Lambda
-package would not contain cannot be imported (see bench/sandbox.py).
+for everything it needs. The runner starts children with the runtime's Python and Lambda's
+path only (bench/deployed.py): what the deployed function could not import, they cannot.
 """
 
 from __future__ import annotations
@@ -29,25 +30,6 @@ from types import ModuleType
 from typing import Any, TextIO
 
 from bench.registry import ClientStub, HandlerSpec, find
-
-
-class _Blocker:
-    """A meta path finder refusing top-level packages that the Lambda package lacks."""
-
-    def __init__(self, blocked: set[str]) -> None:
-        self.blocked = blocked
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
-        if fullname.partition(".")[0] in self.blocked:
-            raise ModuleNotFoundError(
-                f"No module named {fullname!r} (bench sandbox)", name=fullname
-            )
-
-
-def install_sandbox() -> None:
-    blocked = os.environ.get("BENCH_BLOCKED_MODULES", "")
-    if blocked:
-        sys.meta_path.insert(0, _Blocker(set(blocked.split(","))))
 
 
 @dataclass
@@ -244,8 +226,25 @@ def measure_memory(loaded: Loaded) -> dict[str, Any]:
     }
 
 
+def compiled_sources(module: str) -> list[str]:
+    """Import ``module``, noting every source the import system had to compile because no
+    usable bytecode was there (not timed: the note itself costs a little)."""
+    from importlib import _bootstrap_external
+
+    compiled: list[str] = []
+    loader_class: Any = _bootstrap_external.SourceLoader
+    source_to_code = loader_class.source_to_code
+
+    def noting(loader: Any, data: Any, path: Any, *args: Any, **kwargs: Any) -> Any:
+        compiled.append(str(path))
+        return source_to_code(loader, data, path, *args, **kwargs)
+
+    loader_class.source_to_code = noting
+    __import__(module)
+    return compiled
+
+
 def main(argv: Sequence[str]) -> int:
-    install_sandbox()
     out: TextIO = os.fdopen(os.dup(1), "w")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
@@ -264,6 +263,8 @@ def main(argv: Sequence[str]) -> int:
                 "cpu_seconds": time.process_time() - cpu_started,
             }
         )
+    elif mode == "compiled":
+        answer({"compiled": compiled_sources(rest[0])})
     elif mode == "serve":
         serve(load(find(rest[0]), rest[1]), answer)
     elif mode == "memory":

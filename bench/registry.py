@@ -7,6 +7,7 @@ Standard library only: benchmark children import this before the handler under t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,27 @@ _SUBMIT_JOB = {
 
 #: Powertools idempotency on a first delivery: PutItem (in progress) then UpdateItem (done).
 _IDEMPOTENCY_FIRST_DELIVERY: dict[str, dict[str, Any]] = {"put_item": {}, "update_item": {}}
+#: A run record (RunsTable): one conditional PutItem per firing or chained job.
+_RUN_RECORD: dict[str, dict[str, Any]] = {"put_item": {}}
+
+#: The rule a user adds for the sample message (docs/chainer.md): a feed-updated message
+#: starts one download job, with the message in its environment.
+_CHAIN_RULES = json.dumps(
+    {
+        "messageVariable": "DOWNLOAD_MESSAGE",
+        "rules": [
+            {
+                "name": "feed-updated-download",
+                "match": {"messageAttributes": {"event": "feed-updated"}},
+                "submit": {
+                    "jobName": "download-{scheduled_time:%Y%m%d}",
+                    "jobQueue": "feeds",
+                    "jobDefinition": "feedstream-Broadbean",
+                },
+            }
+        ],
+    }
+)
 
 _ECS_ARN = "arn:aws:ecs:us-east-1:123456789012"
 _TASK_ARN = f"{_ECS_ARN}:task/batch-jobs/3f6c1e2a9b7d4c58a0e1f2b3c4d5e6f7"
@@ -186,6 +208,7 @@ REGISTRY: tuple[HandlerSpec, ...] = (
         stubs=(
             ClientStub("batch", _SUBMIT_JOB),
             ClientStub("once.persistence.client", _IDEMPOTENCY_FIRST_DELIVERY),
+            ClientStub("runs.dynamodb", _RUN_RECORD),
         ),
         naive_stubs=(ClientStub("batch", _SUBMIT_JOB),),
         largest_event=payloads.largest_schedule_event,
@@ -200,9 +223,12 @@ REGISTRY: tuple[HandlerSpec, ...] = (
         stubs=(
             ClientStub("batch", _SUBMIT_JOB),
             ClientStub("once.persistence.client", _IDEMPOTENCY_FIRST_DELIVERY),
+            ClientStub("runs.dynamodb", _RUN_RECORD),
         ),
         naive_stubs=(ClientStub("batch", _SUBMIT_JOB),),
         largest_event=payloads.largest_chain_batch,
+        # the template's own rules are empty (the example's come with ExampleWorkload=on)
+        environment={"CHAIN_RULES": _CHAIN_RULES},
     ),
     HandlerSpec(
         name="retrier",
@@ -267,6 +293,23 @@ REGISTRY: tuple[HandlerSpec, ...] = (
         per_record=True,
         parameters=_DISPATCHER_PARAMETERS,
         environment=_DISPATCHER_RESOURCES,
+    ),
+    HandlerSpec(
+        # "scaler" alone names the scaler simulation (bench/scaler_sim.py)
+        name="scaler-handler",
+        module="scaler",
+        function="ScalerFunction",
+        # cold init only: the decisions are the simulation's subject
+        event="events/scaler-tick.json",
+        naive="bench.naive.scaler",
+        stubs=(),
+        naive_stubs=(),
+        warm=False,
+        memory=False,
+        # one queue and its consumer service: the template deploys no scaler without one
+        parameters={"ScalerQueueNames": "work", "ScalerServices": "batch-jobs/consumer"},
+        # as a deploy sets it (the SAM CLI's local resolver leaves SCALER_QUEUES empty)
+        environment={"SCALER_QUEUES": "work", "SCALER_SERVICES": "batch-jobs/consumer"},
     ),
 )
 

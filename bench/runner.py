@@ -5,6 +5,9 @@ python -m bench --check              the same; exit status 1 when a target is mi
 python -m bench --only submitter     one handler
 python -m bench --only scaler        the scaler simulation (bench/scaler_sim.py)
 python -m bench --importtime submitter   where the cold start of a handler goes
+
+The handlers are measured as ``sam build`` built them (.aws-sam/build, ``make build``),
+deployed the way Lambda receives them (bench/deployed.py), on the runtime's python3.13.
 """
 
 from __future__ import annotations
@@ -26,13 +29,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from bench.registry import FUNCTIONS, REGISTRY, ROOT, HandlerSpec
+from bench.deployed import BUILD_DIR, Deployment, NotDeployable, deploy
+from bench.registry import REGISTRY, ROOT, HandlerSpec
 from bench.stats import Row, Target, median, misses, render_table
 
 #: Times are CPU time of the measured process: the paths measured are CPU-bound (imports
 #: from the page cache, stubbed AWS), so on an idle core CPU time equals wall time, and on a
 #: shared machine it leaves out the time spent waiting for a core. Wall time is in the notes.
-COLD_RATIO = Target("ratio<=", 1.5)
+COLD_RATIO = Target("ratio<=", 1.25)
+#: A source compiled at a cold start is bytecode the runtime could not use (wrong Python,
+#: timestamps lost in the zip): none is the target.
+COMPILED = Target("value<=", 0)
+#: Zipped artifacts, in KB of 1,000 bytes (layer/artifacts.py holds the limits in bytes).
+FUNCTION_SIZE = Target("value<=", 1_000, "KB")
+LAYER_SIZE = Target("value<=", 10_000, "KB")
 WARM_DELTA = Target("delta<=", 2.0, "ms")
 #: A 128 MB function with 2x headroom: the whole process may peak at 64 MB.
 MEMORY_LIMIT = Target("value<=", 64.0, "MB")
@@ -51,6 +61,9 @@ LAMBDA_RUNTIME_ENV = {
 
 #: Variables of the shell that would change what is measured; never passed to a child.
 _SHELL_PREFIXES = ("AWS_", "POWERTOOLS_", "_X_AMZN", "LAMBDA_", "PYTHON")
+#: How every child runs: no site-packages (-S) and no working directory (-P) on its path,
+#: only the one the runner gives; no bytecode written (Lambda's file system is read-only).
+_CHILD_FLAGS = ("-P", "-S")
 _SHELL_NAMES = {"_HANDLER", "SLACK_WEBHOOK_URL"}
 
 
@@ -63,14 +76,14 @@ class Settings:
     runs: int = 15
     rounds: int = 7
     events: int = 100
-    sandbox: bool = True
 
 
 def child_environment(
-    spec: HandlerSpec, blocked: set[str] | None, parameters: Mapping[str, str] | None = None
+    spec: HandlerSpec, deployment: Deployment, parameters: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """The function's environment from template.yaml, as the Lambda runtime would set it,
-    deployed with the spec's template parameters (``parameters`` on top)."""
+    deployed with the spec's template parameters (``parameters`` on top), and the deployed
+    function's import path."""
     from devtools.local_aws import LOCAL_CREDENTIALS
     from devtools.template import function_setup
 
@@ -90,16 +103,21 @@ def child_environment(
         for name, value in os.environ.items()
         if not name.startswith(_SHELL_PREFIXES) and name not in _SHELL_NAMES
     }
-    shell["PYTHONPATH"] = os.pathsep.join([str(FUNCTIONS), str(ROOT)])
-    if blocked:
-        shell["BENCH_BLOCKED_MODULES"] = ",".join(sorted(blocked))
+    shell["PYTHONPATH"] = os.pathsep.join(map(str, deployment.path(spec.function)))
+    shell["PYTHONDONTWRITEBYTECODE"] = "1"
+    shell["BENCH_PYTHON"] = deployment.python
     return {**shell, **lambda_env}
 
 
-def run_child(args: Sequence[str], env: Mapping[str, str], python_flags: Sequence[str] = ()) -> Any:
+def child_command(env: Mapping[str, str], *args: str) -> list[str]:
+    """``python -m bench.child ARGS`` with the runtime's Python of ``env``."""
+    return [env["BENCH_PYTHON"], *_CHILD_FLAGS, "-m", "bench.child", *args]
+
+
+def run_child(args: Sequence[str], env: Mapping[str, str]) -> Any:
     """Run ``python -m bench.child ARGS`` in a fresh interpreter; its last JSON answer."""
     completed = subprocess.run(
-        [sys.executable, *python_flags, "-m", "bench.child", *args],
+        child_command(env, *args),
         env=dict(env),
         cwd=ROOT,
         capture_output=True,
@@ -118,7 +136,7 @@ class Worker:
         self.label = f"{spec.name} {role}"
         self.stderr: IO[str] = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed in close())
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.child", "serve", spec.name, role],
+            child_command(env, "serve", spec.name, role),
             env=dict(env),
             cwd=ROOT,
             stdin=subprocess.PIPE,
@@ -154,30 +172,90 @@ class Worker:
         self.stderr.close()
 
 
-def measure_cold(spec: HandlerSpec, env: Mapping[str, str], runs: int) -> list[Row]:
-    """Median import-and-init time, handler and naive alternated (order swapped each run)."""
-    times: dict[str, list[float]] = {spec.module: [], spec.naive: []}
-    cpu: dict[str, list[float]] = {spec.module: [], spec.naive: []}
+def measure_cold(
+    spec: HandlerSpec, env: Mapping[str, str], traced_env: Mapping[str, str], runs: int
+) -> list[Row]:
+    """Median import-and-init time, handler and naive alternated (order reversed each run),
+    the handler deployed as the template's defaults have it and with PowertoolsTracer=on;
+    and the sources each had to compile (bytecode the runtime did not use)."""
+    sides = {"handler": (spec.module, env), "naive": (spec.naive, env)}
+    sides["traced"] = (spec.module, traced_env)
+    times: dict[str, list[float]] = {side: [] for side in sides}
+    cpu: dict[str, list[float]] = {side: [] for side in sides}
     for run in range(runs):
-        order = [spec.naive, spec.module] if run % 2 == 0 else [spec.module, spec.naive]
-        for module in order:
-            answer = run_child(["cold", module], env)
-            times[module].append(answer["seconds"] * 1000)
-            cpu[module].append(answer["cpu_seconds"] * 1000)
-    mine_wall, naive_wall = median(times[spec.module]), median(times[spec.naive])
+        order = list(sides) if run % 2 == 0 else list(reversed(sides))
+        for side in order:
+            module, side_env = sides[side]
+            answer = run_child(["cold", module], side_env)
+            times[side].append(answer["seconds"] * 1000)
+            cpu[side].append(answer["cpu_seconds"] * 1000)
+    mine_wall, naive_wall = median(times["handler"]), median(times["naive"])
+    compiled = run_child(["compiled", spec.module], env)["compiled"]
+    naive_compiled = run_child(["compiled", spec.naive], env)["compiled"]
     return [
         Row(
             f"{spec.name}: cold init, CPU ms (import + init)",
-            median(cpu[spec.module]),
-            median(cpu[spec.naive]),
+            median(cpu["handler"]),
+            median(cpu["naive"]),
             COLD_RATIO,
             unit="ms",
             note=(
-                f"median of {runs} fresh interpreters each, alternated; aim 1.25x; wall time "
-                f"{mine_wall:.0f} vs {naive_wall:.0f} ms ({mine_wall / naive_wall:.2f}x)"
+                f"median of {runs} fresh interpreters each, alternated, the deployed artifact "
+                f"and layer on python3.13; wall time {mine_wall:.0f} vs {naive_wall:.0f} ms "
+                f"({mine_wall / naive_wall:.2f}x)"
             ),
-        )
+        ),
+        Row(
+            f"{spec.name}: cold init with PowertoolsTracer=on",
+            median(cpu["traced"]),
+            median(cpu["naive"]),
+            Target("info"),
+            unit="ms",
+            note=(
+                f"the same runs, alternated with the two above; the X-Ray SDK's import: "
+                f"{median(cpu['traced']) - median(cpu['handler']):+.1f} ms CPU"
+            ),
+        ),
+        Row(
+            f"{spec.name}: sources compiled at cold start",
+            len(compiled),
+            len(naive_compiled),
+            COMPILED,
+            note=(
+                "imports whose bytecode the runtime could not use; "
+                + (", ".join(compiled[:3]) + (" ..." if len(compiled) > 3 else "") or "none")
+            ),
+        ),
     ]
+
+
+def artifact_rows(deployment: Deployment) -> list[Row]:
+    """Each built artifact's zipped size against its limit, what it holds in the note; an
+    artifact the build check faults fails its row, naming the first problems."""
+    rows = []
+    for artifact in deployment.artifacts:
+        target = LAYER_SIZE if artifact.kind == "layer" else FUNCTION_SIZE
+        note = (
+            f"{artifact.kind}; unzipped {artifact.unzipped_bytes / 1000:,.0f} KB, "
+            f"{artifact.files} files, {artifact.sources} sources each with python3.13 "
+            "unchecked-hash bytecode"
+        )
+        if artifact.problems:
+            rows.append(
+                _failed(f"{artifact.name}: zipped", RuntimeError("; ".join(artifact.problems[:3])))
+            )
+            continue
+        rows.append(
+            Row(
+                f"{artifact.name}: zipped",
+                artifact.zipped_bytes / 1000,
+                None,
+                target,
+                unit="KB",
+                note=note,
+            )
+        )
+    return rows
 
 
 def measure_warm(spec: HandlerSpec, env: Mapping[str, str], settings: Settings) -> list[Row]:
@@ -238,7 +316,7 @@ def measure_warm(spec: HandlerSpec, env: Mapping[str, str], settings: Settings) 
 
 @contextmanager
 def aws_for(
-    spec: HandlerSpec, env: Mapping[str, str], blocked: set[str] | None
+    spec: HandlerSpec, env: Mapping[str, str], deployment: Deployment
 ) -> Iterator[dict[str, str]]:
     """``env``, pointed at a moto server holding the template's resources if the spec asks,
     and the spec's secrets, their ARNs passed as the template parameters that name them."""
@@ -266,15 +344,13 @@ def aws_for(
                 )["ARN"]
                 for parameter, value in spec.secrets.items()
             }
-            env = child_environment(spec, blocked, arns)
+            env = child_environment(spec, deployment, arns)
         yield {**env, **local.environ}
 
 
-def measure_memory(
-    spec: HandlerSpec, env: Mapping[str, str], blocked: set[str] | None
-) -> list[Row]:
+def measure_memory(spec: HandlerSpec, env: Mapping[str, str], deployment: Deployment) -> list[Row]:
     """Peak RSS of the whole process on the largest event, handler and naive."""
-    with aws_for(spec, env, blocked) as aws_env:
+    with aws_for(spec, env, deployment) as aws_env:
         mine = run_child(["memory", spec.name, "handler"], aws_env)
         naive = run_child(["memory", spec.name, "naive"], aws_env)
     size = f"{mine['event_bytes']:,}-byte event"
@@ -302,9 +378,9 @@ def measure_memory(
     ]
 
 
-def measure_extra(spec: HandlerSpec, env: Mapping[str, str], blocked: set[str] | None) -> list[Row]:
+def measure_extra(spec: HandlerSpec, env: Mapping[str, str], deployment: Deployment) -> list[Row]:
     """Rows of the handler's own benchmarks (``spec.extra``), run in a fresh child."""
-    with aws_for(spec, env, blocked) as aws_env:
+    with aws_for(spec, env, deployment) as aws_env:
         answer = run_child(["extra", spec.name], aws_env)
     return [
         Row(
@@ -319,7 +395,7 @@ def measure_extra(spec: HandlerSpec, env: Mapping[str, str], blocked: set[str] |
     ]
 
 
-def benchmark(spec: HandlerSpec, settings: Settings, blocked: set[str] | None) -> list[Row]:
+def benchmark(spec: HandlerSpec, settings: Settings, deployment: Deployment) -> list[Row]:
     """Every row of one handler; a failure becomes a MISS row naming what went wrong."""
     info = Target("info")
     if not spec.available:
@@ -328,15 +404,25 @@ def benchmark(spec: HandlerSpec, settings: Settings, blocked: set[str] | None) -
         ]
     steps: list[tuple[str, Callable[[Mapping[str, str]], list[Row]]]] = []
     if spec.cold:
-        steps.append(("cold init", lambda env: measure_cold(spec, env, settings.runs)))
+        steps.append(
+            (
+                "cold init",
+                lambda env: measure_cold(
+                    spec,
+                    env,
+                    child_environment(spec, deployment, {"PowertoolsTracer": "on"}),
+                    settings.runs,
+                ),
+            )
+        )
     if spec.warm:
         steps.append(("warm time per event", lambda env: measure_warm(spec, env, settings)))
     if spec.memory:
-        steps.append(("peak memory", lambda env: measure_memory(spec, env, blocked)))
+        steps.append(("peak memory", lambda env: measure_memory(spec, env, deployment)))
     if spec.extra:
-        steps.append((spec.extra, lambda env: measure_extra(spec, env, blocked)))
+        steps.append((spec.extra, lambda env: measure_extra(spec, env, deployment)))
     try:
-        env = child_environment(spec, blocked)
+        env = child_environment(spec, deployment)
     except (Exception, SystemExit) as error:
         return [_failed(f"{spec.name}: environment", error)]
     rows: list[Row] = []
@@ -348,11 +434,11 @@ def benchmark(spec: HandlerSpec, settings: Settings, blocked: set[str] | None) -
     return rows
 
 
-def import_profile(spec: HandlerSpec, blocked: set[str] | None, top: int = 25) -> str:
+def import_profile(spec: HandlerSpec, deployment: Deployment, top: int = 25) -> str:
     """``python -X importtime`` of the handler module, sorted by cumulative time."""
-    env = child_environment(spec, blocked)
+    env = child_environment(spec, deployment)
     completed = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "bench.child", "cold", spec.module],
+        [env["BENCH_PYTHON"], "-X", "importtime", *child_command(env, "cold", spec.module)[1:]],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -373,17 +459,10 @@ def import_profile(spec: HandlerSpec, blocked: set[str] | None, top: int = 25) -
     lines.extend(f"  {c / 1000:8.1f}  {'  ' * d}{n}" for c, _, d, n in by_cumulative)
     lines.append("top by self time (ms):")
     lines.extend(f"  {s / 1000:8.1f}  {n}" for _, s, _, n in by_self)
-    lines.append(f"compiling first-party sources (no .pyc in a sam build): {_compile_ms():.1f} ms")
+    compiled = run_child(["compiled", spec.module], env)["compiled"]
+    lines.append(f"sources compiled at import (no usable bytecode): {len(compiled)}")
+    lines.extend(f"  {path}" for path in compiled)
     return "\n".join(lines)
-
-
-def _compile_ms() -> float:
-    sources = [FUNCTIONS / "batchwire" / p.name for p in (FUNCTIONS / "batchwire").glob("*.py")]
-    sources += list(FUNCTIONS.glob("*.py"))
-    started = time.perf_counter()
-    for path in sources:
-        compile(path.read_text(), str(path), "exec")
-    return (time.perf_counter() - started) * 1000
 
 
 def _describe_calls(counts: Mapping[str, int]) -> str:
@@ -444,41 +523,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=Settings.runs, help="cold runs per side")
     parser.add_argument("--rounds", type=int, default=Settings.rounds, help="warm rounds")
     parser.add_argument("--events", type=int, default=Settings.events, help="events per round")
-    parser.add_argument(
-        "--full-venv",
-        action="store_true",
-        help="let children import everything in the virtualenv (not only the Lambda package)",
-    )
     parser.add_argument("--importtime", metavar="NAME", help="profile the imports of a handler")
+    parser.add_argument(
+        "--build-dir",
+        type=Path,
+        default=BUILD_DIR,
+        help=f"the sam build to measure (default: {BUILD_DIR.relative_to(ROOT)})",
+    )
     args = parser.parse_args(argv)
 
-    from bench.sandbox import blocked_modules
-
-    blocked = None if args.full_venv else blocked_modules(FUNCTIONS / "requirements.txt")
-    if args.importtime:
-        from bench.registry import find
-
-        print(import_profile(find(args.importtime), blocked))
-        return 0
-    settings = Settings(args.runs, args.rounds, args.events, not args.full_venv)
+    settings = Settings(args.runs, args.rounds, args.events)
     specs = [spec for spec in REGISTRY if args.only in (None, spec.name)]
-    simulate = args.only in (None, SCALER_SIMULATION)
+    simulate = args.only in (None, SCALER_SIMULATION) and not args.importtime
     if not specs and not simulate:
         parser.error(
             f"--only {args.only}: no such handler in bench/registry.py "
             f"(nor {SCALER_SIMULATION!r}, the scaler simulation)"
         )
     started = time.perf_counter()
+    deployment = None
+    if specs or args.importtime:
+        print(f"deploying {args.build_dir}...", file=sys.stderr, flush=True)
+        try:
+            deployment = deploy(args.build_dir.resolve())
+        except NotDeployable as error:
+            print(f"python -m bench: {error}", file=sys.stderr)
+            return 2
+    if args.importtime:
+        from bench.registry import find
+
+        assert deployment is not None
+        print(import_profile(find(args.importtime), deployment))
+        return 0
     rows: list[Row] = []
     for spec in specs:
+        assert deployment is not None
         print(f"benchmarking {spec.name}...", file=sys.stderr, flush=True)
-        rows.extend(benchmark(spec, settings, blocked))
+        rows.extend(benchmark(spec, settings, deployment))
+    if deployment is not None and args.only is None:
+        rows.extend(artifact_rows(deployment))
     if specs:
         print(render_table(rows))
     if simulate:
         rows.extend(simulate_scaler(separate=bool(specs)))
-    sandbox = "Lambda package only" if settings.sandbox else "whole virtualenv"
-    print(f"\nmachine: {machine()}; imports: {sandbox}; took {time.perf_counter() - started:.0f} s")
+    measured = (
+        f"; measured: {args.build_dir} on {deployment.python}" if deployment is not None else ""
+    )
+    print(f"\nmachine: {machine()}{measured}; took {time.perf_counter() - started:.0f} s")
     missed = misses(rows)
     if args.check and missed:
         print(f"\n{len(missed)} target(s) missed: " + "; ".join(r.measurement for r in missed))

@@ -56,7 +56,7 @@ class Target:
         if self.comparison == "delta<=":
             return f"<= +{self.limit:g} {self.unit}".rstrip()
         if self.comparison == "value<=":
-            return f"<= {self.limit:g} {self.unit}".rstrip()
+            return f"<= {self.limit:,g} {self.unit}".rstrip()
         return "(info)"
 
 
@@ -137,6 +137,8 @@ def _fmt(number: float, unit: str) -> str:
         return f"{number:.2f} ms"
     if unit == "MB":
         return f"{number:.1f} MB"
+    if unit == "KB":
+        return f"{number:,.0f} KB"
     if float(number).is_integer():
         return f"{int(number):,}{' ' + unit if unit else ''}"
     return f"{number:.3g}{' ' + unit if unit else ''}"

@@ -39,6 +39,8 @@ NAME_PROPERTY: dict[str, str | None] = {
     "AWS::Lambda::EventInvokeConfig": None,
     "AWS::Lambda::EventSourceMapping": None,
     "AWS::Lambda::Function": "FunctionName",
+    # AWS adds a version to a layer of the same name; each stack keeps its versions apart
+    "AWS::Lambda::LayerVersion": "LayerName",
     "AWS::Lambda::Permission": None,
     "AWS::Logs::LogGroup": "LogGroupName",
     "AWS::Logs::SubscriptionFilter": None,  # named per log group by the stack's resource

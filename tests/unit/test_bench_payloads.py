@@ -43,8 +43,7 @@ from bench.payloads import (
     plain_log_line,
     retrier_relaunch_event,
 )
-from bench.registry import FUNCTIONS, ROOT
-from bench.sandbox import distribution_closure, read_requirements
+from bench.registry import ROOT
 
 ResultT = TypeVar("ResultT")
 
@@ -74,14 +73,6 @@ def test_small_log_batch_is_padded_to_the_target_size() -> None:
 def test_subscription_event_decodes_back_to_the_document() -> None:
     document = log_batch_document(events=3)
     assert decode_floor(log_subscription_event(document)) == document
-
-
-def test_lambda_package_holds_the_runtime_requirements_and_not_the_dev_tools() -> None:
-    requirements = read_requirements(FUNCTIONS / "requirements.txt")
-    closure = distribution_closure([*requirements, "boto3"])
-    assert {"aws-lambda-powertools", "aws-xray-sdk", "msgspec", "botocore"} <= closure
-    # pydantic comes with the dev tools (SAM CLI) and Powertools' parser extra, not with us
-    assert not {"moto", "aws-sam-cli", "requests", "awscrt", "pydantic"} & closure
 
 
 class _Recorder:
