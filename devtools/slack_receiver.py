@@ -33,12 +33,18 @@ MAX_CONTEXT_ELEMENTS = 10
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted answer: status, body, headers, or a pause before answering."""
+    """One scripted answer: status, body, headers, or a pause before answering.
+
+    ``posted`` makes a paused answer count as posted (Slack showed the message, its answer
+    never arrived); ``drop`` closes the connection without any answer, nothing posted.
+    """
 
     status: int = 200
     body: str = "ok"
     headers: tuple[tuple[str, str], ...] = ()
     delay_seconds: float = 0.0
+    posted: bool = False
+    drop: bool = False
 
     @classmethod
     def ok(cls) -> Reply:
@@ -64,6 +70,20 @@ class Reply:
     def hang(cls, seconds: float) -> Reply:
         """Answer ``ok`` only after ``seconds``: past a client's timeout, it looks like a hang."""
         return cls(delay_seconds=seconds)
+
+    @classmethod
+    def posted_then_hang(cls, seconds: float) -> Reply:
+        """Post the message, then answer only after ``seconds``: the answer is what got lost."""
+        return cls(delay_seconds=seconds, posted=True)
+
+    @classmethod
+    def dropped(cls) -> Reply:
+        """Close the connection without answering (a reset or refused connection): not posted."""
+        return cls(drop=True)
+
+    @classmethod
+    def forbidden(cls) -> Reply:
+        return cls(403, "action_prohibited")
 
 
 def payload_problems(payload: Any) -> list[str]:
@@ -139,6 +159,14 @@ class SlackReceiver:
         with self._lock:
             self._script.extend(replies)
 
+    def forget(self, received: bool = True) -> None:
+        """Drop the answers still scripted and (``received``) what was received."""
+        with self._lock:
+            self._script.clear()
+            if received:
+                self.requests.clear()
+                self.accepted.clear()
+
     def always(self, reply: Reply, times: int = 100) -> None:
         """Answer the next ``times`` requests with ``reply`` (for example: always 500)."""
         self.script(*([reply] * times))
@@ -148,7 +176,7 @@ class SlackReceiver:
         with self._lock:
             self.requests.append(payload)
             scripted = self._script.pop(0) if self._script else None
-        if scripted is not None and scripted.status != 200:
+        if scripted is not None and (scripted.status != 200 or scripted.drop):
             return scripted
         problems = payload_problems(payload)
         if problems:
@@ -171,9 +199,13 @@ def _handler_for(receiver: SlackReceiver) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 payload = raw.decode(errors="replace")
             reply = receiver.next_reply(payload)
-            if reply.status == 200 and not reply.delay_seconds:
+            if reply.drop:
+                self.close_connection = True
+                return
+            if reply.status == 200 and (not reply.delay_seconds or reply.posted):
                 # counted before answering, so a client that got "ok" finds it recorded; a
-                # hung answer is one the client timed out on: never counted as posted
+                # hung answer is one the client timed out on: not counted as posted unless
+                # scripted so (Slack posted it, only its answer was lost)
                 receiver.delivered(payload)
             if reply.delay_seconds:
                 threading.Event().wait(reply.delay_seconds)

@@ -85,7 +85,7 @@ def alarm_alert(body: Mapping[str, Any], identity: str) -> Alert | None:
     if not (isinstance(name, str) and name and isinstance(arn, str)):
         return None
     located = _ALARM_ARN.match(arn)
-    if state not in SEVERITY_OF_STATE or located is None:
+    if not isinstance(state, str) or state not in SEVERITY_OF_STATE or located is None:
         return None
     old_state = str(body.get("OldStateValue") or "")
     changed_at = _parse_time(body.get("StateChangeTime"))
@@ -288,7 +288,7 @@ def _metric_facts(trigger: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     if trigger.get("MetricName"):
         metric = _metric_in_words(trigger)
         return (("Metric", metric),)
-    queries = [query for query in trigger.get("Metrics") or [] if isinstance(query, Mapping)]
+    queries = [query for query in _list(trigger.get("Metrics")) if isinstance(query, Mapping)]
     returned = next((query for query in queries if query.get("ReturnData")), None)
     if returned is None:
         return ()
@@ -316,7 +316,7 @@ def _metric_in_words(metric: Mapping[str, Any]) -> str:
     dimensions = [
         f"{dimension.get('name') or dimension.get('Name')}="
         f"{dimension.get('value') or dimension.get('Value')}"
-        for dimension in metric.get("Dimensions") or []
+        for dimension in _list(metric.get("Dimensions"))
         if isinstance(dimension, Mapping)
     ]
     named = f"{metric.get('Namespace') or ''} {metric.get('MetricName') or ''}".strip()
@@ -329,13 +329,13 @@ def _statistic(trigger: Mapping[str, Any]) -> str:
 
 
 def _returned_id(trigger: Mapping[str, Any]) -> str:
-    queries = [query for query in trigger.get("Metrics") or [] if isinstance(query, Mapping)]
+    queries = [query for query in _list(trigger.get("Metrics")) if isinstance(query, Mapping)]
     returned = next((query for query in queries if query.get("ReturnData")), {})
     return str(returned.get("Id") or "")
 
 
 def _first_metric_stat(trigger: Mapping[str, Any]) -> Mapping[str, Any]:
-    for query in trigger.get("Metrics") or []:
+    for query in _list(trigger.get("Metrics")):
         if isinstance(query, Mapping) and isinstance(query.get("MetricStat"), Mapping):
             stat: Mapping[str, Any] = query["MetricStat"]
             return stat
@@ -347,6 +347,11 @@ def _number(trigger: Mapping[str, Any]) -> str:
     if isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
         return f"{threshold:g}"
     return str(threshold) if threshold is not None else "?"
+
+
+def _list(value: Any) -> list[Any]:
+    """``value`` when the notification has a list there, else nothing to read."""
+    return value if isinstance(value, list) else []
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -50,7 +50,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from batchwire.config import IdempotentSettings
-from batchwire.envelopes import sns_notification
+from batchwire.envelopes import check_sqs_event, sns_notification
 from batchwire.errors import RequestError
 from batchwire.idempotency import RunOnce
 from batchwire.task_events import MAX_CLIENT_TOKEN, TRANSIENT_ERROR_CODES, run_task, task_family
@@ -70,6 +70,8 @@ MESSAGE_ID_TAG = "batchwire:message-id"
 MAX_OVERRIDE_CHARACTERS = 8192
 #: The variable that replaces ``Message`` when the message went through S3.
 MESSAGE_S3_URI = "MessageS3Uri"
+#: The attributes of each SQS record a task gets in its environment (SQS sends them all).
+SQS_ATTRIBUTES = ("SentTimestamp", "ApproximateFirstReceiveTimestamp", "ApproximateReceiveCount")
 #: How a stored message is typed: an SQS message body is text, stored as UTF-8.
 PAYLOAD_CONTENT_TYPE = "text/plain; charset=utf-8"
 #: S3 error codes worth trying again later (besides any 5xx answer).
@@ -478,6 +480,62 @@ def running_tasks(ecs: ECSClient, settings: DispatcherSettings) -> int:
     return sum(len(page.get("taskArns", [])) for page in pages)
 
 
+class TaskStart:
+    """RunTask for one message, after putting a large message in S3 (a Recoverable action
+    for OnceStore.run_once: the task is tagged with the message's id, so an attempt whose
+    outcome is unknown finds the task it started)."""
+
+    def __init__(
+        self,
+        message: WorkMessage,
+        launch: TaskLaunch,
+        settings: DispatcherSettings,
+        clients: DispatcherClients,
+    ) -> None:
+        self.message = message
+        self.launch = launch
+        self.settings = settings
+        self.clients = clients
+        #: The task this delivery started or found: counted as started by this delivery.
+        self.started_now: list[str] = []
+
+    def __call__(self) -> dict[str, str]:
+        if self.launch.payload is not None:
+            store_message(self.clients.s3, self.launch.payload)
+        answer = run_task(self.clients.ecs, self.launch.request, client_token(self.message))
+        if "taskArn" not in answer:
+            raise NotPlaced(answer["failures"])
+        return self._started(answer["taskArn"])
+
+    def recover(self) -> dict[str, str] | None:
+        """The task an earlier delivery started for the message, running or stopped."""
+        arn = task_for_message(self.clients.ecs, self.settings, self.message.message_id)
+        return None if arn is None else self._started(arn)
+
+    def _started(self, task_arn: str) -> dict[str, str]:
+        self.started_now.append(task_arn)
+        stored = {"messageS3Uri": self.launch.payload.uri} if self.launch.payload else {}
+        return {"taskArn": task_arn, **stored}
+
+
+def task_for_message(ecs: ECSClient, settings: DispatcherSettings, message_id: str) -> str | None:
+    """The ARN of a task of the family started for ``message_id`` (its MESSAGE_ID_TAG)."""
+    for status in ("RUNNING", "STOPPED"):
+        pages = ecs.get_paginator("list_tasks").paginate(
+            cluster=settings.cluster, family=settings.family, desiredStatus=status
+        )
+        arns = [arn for page in pages for arn in page.get("taskArns", [])]
+        for start in range(0, len(arns), 100):
+            described = ecs.describe_tasks(
+                cluster=settings.cluster, tasks=arns[start : start + 100], include=["TAGS"]
+            )
+            for task in described.get("tasks", []):
+                tags = {tag.get("key"): tag.get("value") for tag in task.get("tags", [])}
+                if task.get("startedBy") == STARTED_BY and tags.get(MESSAGE_ID_TAG) == message_id:
+                    return str(task["taskArn"])
+    return None
+
+
 class NotPlaced(Exception):
     """RunTask started no task (``failures[]``) or was throttled: try again later.
 
@@ -575,11 +633,10 @@ def dispatch_messages(
     record behind (a throttled S3 upload defers that message only). Messages that are not
     done are returned in ``batchItemFailures``; a deferred one gets the busy backoff as
     visibility timeout.
-    An error counting the running tasks fails the whole batch (SQS delivers it again).
+    An error counting the running tasks fails the whole batch (SQS delivers it again). An
+    event no queue could deliver raises RequestError naming its wrong fields, before any call.
     """
-    records = event.get("Records")
-    if not isinstance(records, list) or not records:
-        raise RequestError("not an SQS event", ["Records: expected a non-empty list"])
+    check_sqs_event(event, SQS_ATTRIBUTES)
     running = running_tasks(clients.ecs, settings)
     room = max(0, settings.max_tasks - running)
     outcomes: list[DispatchOutcome] = []
@@ -632,20 +689,8 @@ def _dispatch_record(
     if blocked:
         return _defer(record, f"not tried: {blocked[0]}", (), settings, clients)
 
-    token = client_token(message)
-    started_now: list[str] = []
-
-    def start() -> dict[str, str]:
-        stored: dict[str, str] = {}
-        if launch.payload is not None:
-            store_message(clients.s3, launch.payload)
-            stored["messageS3Uri"] = launch.payload.uri
-        answer = run_task(clients.ecs, launch.request, token)
-        if "taskArn" not in answer:
-            raise NotPlaced(answer["failures"])
-        started_now.append(answer["taskArn"])
-        return {"taskArn": answer["taskArn"], **stored}
-
+    start = TaskStart(message, launch, settings, clients)
+    started_now = start.started_now
     try:
         started = once.run_once(message.identity, start)
     except NotPlaced as error:

@@ -223,30 +223,163 @@ class FloodGate:
 
 # --------------------------------------------------------------------- reading triggers
 
+# The fields each reader of batchwire.alerts uses, with the types AWS sends them in; other
+# fields are left alone (AWS adds fields over time). A trigger that breaks them was not sent
+# by AWS, and is refused naming the field.
+
+#: Epoch milliseconds up to the year 9999, as far as Python's datetime goes.
+EpochMs = Annotated[int, msgspec.Meta(ge=0, le=253_402_300_799_999)]
+
+
+class _LogEvent(msgspec.Struct, frozen=True):
+    id: str = ""
+    timestamp: EpochMs = 0
+    message: str = ""
+
+
+class _LogsPayload(msgspec.Struct, frozen=True):
+    messageType: str | None = None
+    owner: str | None = None
+    logGroup: str | None = None
+    logStream: str | None = None
+    logEvents: list[_LogEvent] | None = None
+
+
+class _SnsAttribute(msgspec.Struct, frozen=True):
+    Value: str | None = None
+
+
+class _Sns(msgspec.Struct, frozen=True):
+    Message: str | None = None
+    MessageId: str | None = None
+    TopicArn: str | None = None
+    Subject: str | None = None
+    Timestamp: str | None = None
+    MessageAttributes: dict[str, _SnsAttribute] | None = None
+
+
+class _SnsRecord(msgspec.Struct, frozen=True):
+    Sns: _Sns
+
+
+class _SnsEvent(msgspec.Struct, frozen=True):
+    Records: list[_SnsRecord]
+
+
+class _EcsContainer(msgspec.Struct, frozen=True):
+    name: str | None = None
+    exitCode: int | None = None
+    reason: str | None = None
+
+
+class _EcsDetail(msgspec.Struct, frozen=True):
+    lastStatus: str | None = None
+    stopCode: str | None = None
+    stoppedReason: str | None = None
+    containers: list[_EcsContainer] | None = None
+    clusterArn: str | None = None
+    taskArn: str | None = None
+    taskDefinitionArn: str | None = None
+    group: str | None = None
+    launchType: str | None = None
+    capacityProviderName: str | None = None
+    createdAt: str | None = None
+    startedAt: str | None = None
+    stoppedAt: str | None = None
+
+
+class _BatchContainer(msgspec.Struct, frozen=True):
+    exitCode: int | None = None
+    reason: str | None = None
+    logStreamName: str | None = None
+
+
+class _BatchLogConfiguration(msgspec.Struct, frozen=True):
+    options: dict[str, str] | None = None
+
+
+class _BatchJobContainer(_BatchContainer, frozen=True):
+    logConfiguration: _BatchLogConfiguration | None = None
+
+
+class _BatchAttempt(msgspec.Struct, frozen=True):
+    container: _BatchContainer | None = None
+
+
+class _ArrayProperties(msgspec.Struct, frozen=True):
+    index: int | None = None
+
+
+class _BatchDetail(msgspec.Struct, frozen=True):
+    status: str | None = None
+    statusReason: str | None = None
+    jobId: str | None = None
+    jobName: str | None = None
+    jobQueue: str | None = None
+    jobDefinition: str | None = None
+    attempts: list[_BatchAttempt] | None = None
+    container: _BatchJobContainer | None = None
+    arrayProperties: _ArrayProperties | None = None
+    createdAt: EpochMs | None = None
+    startedAt: EpochMs | None = None
+    stoppedAt: EpochMs | None = None
+
+
+class _EcsEvent(msgspec.Struct, frozen=True):
+    id: str | None = None
+    time: str | None = None
+    region: str | None = None
+    account: str | None = None
+    detail: _EcsDetail | None = None
+
+
+class _BatchEvent(msgspec.Struct, frozen=True):
+    id: str | None = None
+    time: str | None = None
+    region: str | None = None
+    account: str | None = None
+    detail: _BatchDetail | None = None
+
+
+def _check(value: Any, model: type[msgspec.Struct], summary: str, prefix: str = "") -> None:
+    """Refuse ``value`` unless its fields have the types ``model`` gives them."""
+    try:
+        msgspec.convert(value, model)
+    except msgspec.ValidationError as error:
+        raise RequestError(summary, describe_validation_error(error, value, prefix)) from None
+
 
 def alerts_from_event(event: Any, region: str) -> list[Alert]:
     """The alerts a trigger carries: none for a CONTROL_MESSAGE or an event that is no failure.
 
-    Raises RequestError naming the field when the event is none of the known triggers.
+    Raises RequestError naming the field when the event is none of the known triggers, or a
+    field it reads does not have the type AWS sends.
     """
     if not isinstance(event, dict):
         raise RequestError("event is not a JSON object", ["(event): expected an object"])
     if "awslogs" in event:
-        return [alert for alert in [alert_from_logs(_decode_logs(event), region)] if alert]
+        decoded = _decode_logs(event)
+        _check(decoded, _LogsPayload, "CloudWatch Logs payload is not usable", "awslogs.data")
+        return [alert for alert in [alert_from_logs(decoded, region)] if alert]
     if isinstance(event.get("Records"), list):
         records = event["Records"]
         problems = [
             f"Records[{index}].EventSource: {record.get('EventSource')!r}, expected 'aws:sns'"
+            if isinstance(record, dict)
+            else f"Records[{index}]: expected an SNS record, got {type(record).__name__}"
             for index, record in enumerate(records)
             if not isinstance(record, dict) or record.get("EventSource") != "aws:sns"
         ]
         if problems:
             raise RequestError("only SNS records are understood", problems)
+        _check(event, _SnsEvent, "SNS records are not usable")
         return [alert for alert in map(alert_from_sns, records) if alert is not None]
     source, detail_type = event.get("source"), event.get("detail-type")
     if source == "aws.ecs" and detail_type == "ECS Task State Change":
+        _check(event, _EcsEvent, "not a usable ECS Task State Change event")
         return [alert for alert in [alert_from_ecs_task(event)] if alert]
     if source == "aws.batch" and detail_type == "Batch Job State Change":
+        _check(event, _BatchEvent, "not a usable Batch Job State Change event")
         return [alert for alert in [alert_from_batch_job(event)] if alert]
     raise RequestError(
         "not a trigger the notifier knows",

@@ -25,7 +25,7 @@ import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
 from batchwire.config import IdempotentSettings, comma_list
-from batchwire.errors import RequestError
+from batchwire.errors import RequestError, describe_validation_error
 from batchwire.idempotency import RunOnce, run_once_noting
 from batchwire.retry_policy import (
     Backoff,
@@ -38,6 +38,7 @@ from batchwire.task_events import (
     Attempt,
     TaskDetail,
     attempt_of,
+    check_run_task_request,
     message_id_of,
     parse_task_state_change,
     run_task,
@@ -67,6 +68,9 @@ OVERRIDE_KEYS = (
     "ephemeralStorage",
     "inferenceAcceleratorOverrides",
 )
+
+#: The longest text of a notification's field (what Slack shows of a field).
+MAX_NOTICE_TEXT = 2000
 
 NotificationKind = Literal["task-retries-exhausted", "task-rejected"]
 DeadLetterKind = Literal["task-retries-exhausted", "task-not-processed"]
@@ -403,11 +407,11 @@ def relaunch_when_due(
     attempt is given up: dead-letter record and notification. Side effects a redelivered
     message found done (``run``, ``defer``, ``dead-letter``, ``notify``) are in ``replayed``.
     """
-    message = _parse_relaunch(body)
-    attempt = Attempt(message["attempt"], message["origin"])
-    placement_try: int = message["placementTry"]
+    message, parsed = _parse_relaunch(body, clients.ecs)
+    attempt = Attempt(parsed.attempt, parsed.origin)
+    placement_try = parsed.placementTry
     request: dict[str, Any] = message["request"]
-    facts = TaskFacts(**message["facts"])
+    facts = parsed.facts
     result: dict[str, Any] = {
         "origin": attempt.origin,
         "attempt": attempt.number,
@@ -417,7 +421,7 @@ def relaunch_when_due(
     if reason:
         return {**result, "action": "ignore", "reason": f"out of scope: {reason}"}
 
-    remaining = (datetime.fromisoformat(message["notBefore"]) - now).total_seconds()
+    remaining = (parsed.notBefore - now).total_seconds()
     if remaining >= 1:
         _enqueue(clients.sqs, settings, message, int(remaining))
         return {**result, "action": "waiting", "delaySeconds": int(remaining)}
@@ -510,13 +514,16 @@ class TaskFacts:
             container=decision.container,
             exitCode=decision.exit_code,
             stopCode=detail.stopCode,
-            stoppedReason=detail.stoppedReason,
-            reason=decision.reason,
+            # the whole task travels with the facts: its texts are cut to what a notice shows
+            stoppedReason=(
+                None if detail.stoppedReason is None else _clipped(detail.stoppedReason)
+            ),
+            reason=_clipped(decision.reason),
             region=event.get("region") or detail.clusterArn.split(":")[3],
             account=event.get("account") or detail.clusterArn.split(":")[4],
             eventId=str(event.get("id", "")),
             task=event.get("detail", {}),
-            cause=decision.cause or decision.reason,
+            cause=_clipped(decision.cause or decision.reason),
             messageId=message_id_of(detail),
         )
 
@@ -562,7 +569,15 @@ def notification(
     }
     if facts.messageId:
         note["messageId"] = facts.messageId
-    return note
+    # Slack shows 2,000 characters of a field; an event's far longer text must not push the
+    # notice past SNS's 256 KB (Publish would refuse it, and no one would be told)
+    return {
+        key: _clipped(value) if isinstance(value, str) else value for key, value in note.items()
+    }
+
+
+def _clipped(text: str) -> str:
+    return text if len(text) <= MAX_NOTICE_TEXT else text[: MAX_NOTICE_TEXT - 1] + "…"
 
 
 def dead_letter_record(
@@ -596,12 +611,16 @@ def dead_letter_record(
     }
 
 
+# The messages below keep their characters as they are: JSON's \u escapes would make an
+# event's emoji take three times their bytes, past what SQS (1 MiB) and SNS (256 KB) hold.
+
+
 def _enqueue(
     sqs: SQSClient, settings: RetrierSettings, message: dict[str, Any], delay: int
 ) -> dict[str, Any]:
     response = sqs.send_message(
         QueueUrl=settings.delay_queue_url,
-        MessageBody=json.dumps(message),
+        MessageBody=json.dumps(message, ensure_ascii=False),
         DelaySeconds=max(0, min(delay, MAX_SQS_DELAY_SECONDS)),
     )
     return {"messageId": response["MessageId"], "delaySeconds": delay}
@@ -612,7 +631,7 @@ def _send_dead_letter(
 ) -> dict[str, Any]:
     response = sqs.send_message(
         QueueUrl=settings.dead_letter_queue_url,
-        MessageBody=json.dumps(record),
+        MessageBody=json.dumps(record, ensure_ascii=False),
         MessageAttributes={"kind": {"DataType": "String", "StringValue": record["kind"]}},
     )
     return {"messageId": response["MessageId"]}
@@ -621,13 +640,35 @@ def _send_dead_letter(
 def _publish(sns: SNSClient, settings: RetrierSettings, note: dict[str, Any]) -> dict[str, Any]:
     response = sns.publish(
         TopicArn=settings.notification_topic_arn,
-        Message=json.dumps(note),
+        Message=json.dumps(note, ensure_ascii=False),
         MessageAttributes={"kind": {"DataType": "String", "StringValue": note["kind"]}},
     )
     return {"messageId": response["MessageId"]}
 
 
-def _parse_relaunch(body: Any) -> dict[str, Any]:
+class _RelaunchRequest(msgspec.Struct, frozen=True):
+    """What the retrier reads of a relaunch message's RunTask request (botocore checks it all)."""
+
+    cluster: str
+    taskDefinition: str
+
+
+class _Relaunch(msgspec.Struct, frozen=True):
+    """A relaunch message, as :func:`handle_task_stopped` and a deferral queue it."""
+
+    kind: Literal["relaunch"]
+    attempt: Annotated[int, msgspec.Meta(ge=1, le=999)]
+    #: A task id, as the startedBy marker carries it (128 characters in all).
+    origin: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,100}$")]
+    placementTry: Annotated[int, msgspec.Meta(ge=1)]
+    notBefore: datetime
+    request: _RelaunchRequest
+    facts: TaskFacts
+
+
+def _parse_relaunch(body: Any, ecs: ECSClient) -> tuple[dict[str, Any], _Relaunch]:
+    """The relaunch message in ``body``, as written and as read; RequestError naming each
+    wrong field, a RunTask request botocore would refuse included."""
     try:
         message = json.loads(body) if isinstance(body, str) else body
     except json.JSONDecodeError as error:
@@ -641,4 +682,13 @@ def _parse_relaunch(body: Any) -> dict[str, Any]:
     ]
     if problems:
         raise RequestError("incomplete relaunch message", problems)
-    return message
+    try:
+        parsed = msgspec.convert(message, _Relaunch)
+    except msgspec.ValidationError as error:
+        raise RequestError(
+            "invalid relaunch message", describe_validation_error(error, message)
+        ) from None
+    if parsed.notBefore.tzinfo is None:
+        raise RequestError("invalid relaunch message", ["notBefore: needs a time zone"])
+    check_run_task_request(ecs, message["request"], "invalid relaunch message", "request")
+    return message, parsed

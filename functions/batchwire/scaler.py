@@ -22,6 +22,7 @@ import logging
 import math
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol
@@ -433,6 +434,9 @@ class ScalerMemory:
         values: dict[str, AttributeValueTypeDef] = {
             ":at": {"N": f"{memory.last_needed_at:.3f}"},
             ":expires": {"N": str(int(now) + self.keep_seconds)},
+            # which write this is: botocore sends an update again when its answer was lost,
+            # and the second then fails its condition on the first, this run's own change
+            ":writer": {"S": uuid.uuid4().hex},
         }
         if before.stored is None:
             condition = "attribute_not_exists(last_needed_at)"
@@ -443,12 +447,16 @@ class ScalerMemory:
             self.dynamodb.update_item(
                 TableName=self.table,
                 Key={"id": {"S": target.memory_id}},
-                UpdateExpression="SET last_needed_at = :at, expiration = :expires",
+                UpdateExpression=(
+                    "SET last_needed_at = :at, expiration = :expires, written_by = :writer"
+                ),
                 ConditionExpression=condition,
                 ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except self.dynamodb.exceptions.ConditionalCheckFailedException:
-            return False
+        except self.dynamodb.exceptions.ConditionalCheckFailedException as error:
+            answer: Mapping[str, Any] = error.response
+            return bool(answer.get("Item", {}).get("written_by") == values[":writer"])
         return True
 
 

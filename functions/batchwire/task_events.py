@@ -8,12 +8,15 @@ scheduler first started), and ECS hands it back in that task's own STOPPED event
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
+from botocore.validate import validate_parameters
 
 from batchwire.errors import RequestError, describe_validation_error
 
@@ -24,6 +27,8 @@ if TYPE_CHECKING:
 MARKER_PREFIX = "batchwire-retry"
 _MARKER = re.compile(rf"^{MARKER_PREFIX}/(?P<attempt>[1-9][0-9]{{0,2}})/(?P<origin>[A-Za-z0-9-]+)$")
 MAX_CLIENT_TOKEN = 64
+#: The largest event EventBridge delivers (its PutEvents limit), in bytes of compact JSON.
+MAX_EVENT_BYTES = 256 * 1024
 #: The container environment variable that names the queued message a task was started
 #: for (the dispatcher's, watchbot's name); relaunches keep the overrides, so every run has it.
 MESSAGE_ID_VARIABLE = "MessageId"
@@ -124,6 +129,9 @@ def parse_task_state_change(event: Any) -> TaskStateChange:
             "not a usable ECS Task State Change event", describe_validation_error(error, event)
         ) from None
     problems = []
+    size = len(json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > MAX_EVENT_BYTES:
+        problems.append(f"(event): {size:,} bytes, over EventBridge's {MAX_EVENT_BYTES:,}")
     if parsed.source != "aws.ecs":
         problems.append(f"source: expected 'aws.ecs' (got {parsed.source!r})")
     if parsed.detail_type != "ECS Task State Change":
@@ -174,10 +182,10 @@ def message_id_of(detail: TaskDetail) -> str | None:
     the queue dispatcher puts it (the first container that has one, if several do).
     """
     overrides = detail.overrides or {}
-    for container in overrides.get("containerOverrides") or []:
+    for container in _list(overrides.get("containerOverrides")):
         if not isinstance(container, dict):
             continue
-        for variable in container.get("environment") or []:
+        for variable in _list(container.get("environment")):
             if (
                 isinstance(variable, dict)
                 and variable.get("name") == MESSAGE_ID_VARIABLE
@@ -188,10 +196,35 @@ def message_id_of(detail: TaskDetail) -> str | None:
     return None
 
 
+def _list(value: Any) -> list[Any]:
+    """``value`` when the event has a list there, else nothing to read."""
+    return value if isinstance(value, list) else []
+
+
 #: RunTask errors that say "not now": the call is tried again later, never counted as a run.
 TRANSIENT_ERROR_CODES = frozenset(
     {"ThrottlingException", "Throttling", "RequestLimitExceeded", "ServerException"}
 )
+
+
+def check_run_task_request(
+    ecs: ECSClient, request: Mapping[str, Any], summary: str, where: str
+) -> None:
+    """Refuse ``request`` where botocore would refuse it as RunTask's parameters, before any
+    call: RequestError(``summary``) with a line per problem, each under ``where``."""
+    shape = ecs.meta.service_model.operation_model("RunTask").input_shape
+    if shape is None:  # botocore's model of RunTask has its parameters: nothing to check else
+        return
+    try:
+        validate_parameters(dict(request), shape)
+    except ParamValidationError as error:
+        report = str(error.kwargs.get("report", error))
+        problems = [f"{where}: {_clipped(line)}" for line in report.splitlines() if line.strip()]
+        raise RequestError(summary, problems) from None
+
+
+def _clipped(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def run_task(ecs: ECSClient, request: dict[str, Any], client_token: str) -> dict[str, Any]:
