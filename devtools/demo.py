@@ -563,11 +563,68 @@ def stage_scale(run: DemoRun) -> None:
     tick(f"{SCALER_COOLDOWN} s later (the cooldown)")
 
 
+def stage_watch(run: DemoRun) -> None:
+    """Two schedules promise their run within an hour: one fires and finishes, the other's
+    firing is lost; the watch posts one alert, for the lost one only."""
+    from datetime import timedelta
+
+    from devtools.watched import create_watched_schedule, firing_event, next_firing, watch_tick
+
+    lambda_client = run.local.client("lambda")
+    submitter = lambda_client.get_function_configuration(
+        FunctionName=run.physical_id("SubmitterFunction")
+    )
+    schedules = {
+        name: create_watched_schedule(
+            run.local.client("scheduler"),
+            group=run.physical_id("ScheduleGroup"),
+            name=name,
+            target_arn=submitter["FunctionArn"],
+            role_arn=submitter["Role"],
+            jobs=[
+                {
+                    "jobName": f"{name}-{{scheduled_time:%Y%m%d}}",
+                    "jobQueue": "feeds",
+                    "jobDefinition": "feedstream-Broadbean",
+                }
+            ],
+            expect={"withinMinutes": 60},
+        )
+        for name in ("demo-reports", "demo-exports")
+    }
+    firing = next_firing(schedules["demo-reports"])
+    say(
+        f"Schedules demo-reports and demo-exports declare expect withinMinutes=60; at "
+        f"{firing:%Y-%m-%d %H:%M} UTC demo-reports fires, demo-exports' firing is lost"
+    )
+    fired = run.invoke("SubmitterFunction", firing_event(schedules["demo-reports"], firing))
+    show("demo-reports submitted", [job["jobName"] for job in fired["jobs"]])
+    batch = run.local.client("batch")
+    ids = [job["jobId"] for job in fired["jobs"]]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if {job["status"] for job in batch.describe_jobs(jobs=ids)["jobs"]} == {"SUCCEEDED"}:
+            break
+        time.sleep(0.5)
+    tap = subscribe_queue(run, "demo-watch-tap")
+    say("The watch runs 61 minutes after the firing, then 5 minutes later")
+    for minutes in (61, 66):
+        result = run.invoke("WatchFunction", watch_tick(firing + timedelta(minutes=minutes)))
+        verdicts = [f"{f['schedule']}: {f['verdict']}" for f in result["findings"]]
+        show(f"+{minutes} min", verdicts or "nothing new")
+    notice = json.loads(wait_for_message(run.local.client("sqs"), tap, 0))
+    say("NotificationTopic delivers the watch's notice to the notifier")
+    before = len(run.slack.accepted)
+    run.invoke("NotifierFunction", lambda_sns_event(notice, f"{notice['TopicArn']}:notifier"))
+    show("Slack received", run.slack.accepted[before]["text"])
+
+
 STAGES: list[Callable[[DemoRun], None]] = [
     stage_schedule,
     stage_chain,
     stage_notify,
     stage_alarm,
+    stage_watch,
     stage_retry,
     stage_dispatch,
     stage_scale,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -34,6 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,8 @@ VARIANTS: dict[str, dict[str, str]] = {
     },
 }
 ARTIFACT_BUCKET = "batchwire-rehearsal-artifacts"
+#: Key prefix of a layer's placeholder object: the rest of the key is its local folder.
+UNPACKAGED = "unpackaged/"
 WORK_DIR = ROOT / ".aws-sam" / "rehearsal"
 #: The only parameter without a default: a secret made in the local Secrets Manager.
 SLACK_SECRET_NAME = "batchwire/slack-webhook"
@@ -79,7 +83,8 @@ def transform(template: dict[str, Any], parameters: Mapping[str, str]) -> dict[s
     """``template`` after the SAM transform, offline, as CloudFormation will receive it.
 
     A local CodeUri stands for the S3 object that ``sam package`` uploads, as in
-    ``sam validate``; managed policy names resolve to their ARNs without asking IAM.
+    ``sam validate``, and so does a layer's local Content (its key keeps the folder, for
+    ``package_layers``); managed policy names resolve to their ARNs without asking IAM.
     """
     import copy
 
@@ -95,6 +100,14 @@ def transform(template: dict[str, Any], parameters: Mapping[str, str]) -> dict[s
     ]:
         if isinstance(part.get("CodeUri"), str):
             part["CodeUri"] = f"s3://{ARTIFACT_BUCKET}/code.zip"
+    for resource in source.get("Resources", {}).values():
+        content = resource.get("Properties", {}).get("Content")
+        if resource.get("Type") == "AWS::Lambda::LayerVersion" and isinstance(content, str):
+            # as for CodeUri: the object sam package uploads; package_layers builds it
+            resource["Properties"]["Content"] = {
+                "S3Bucket": ARTIFACT_BUCKET,
+                "S3Key": f"{UNPACKAGED}{content}",
+            }
     session = boto3.Session(
         region_name=REGION, aws_access_key_id="offline", aws_secret_access_key="offline"
     )
@@ -177,7 +190,8 @@ def scan(path: Path, template: dict[str, Any]) -> tuple[dict[str, int], list[str
 def package_functions(local: LocalAws, template: dict[str, Any]) -> str:
     """Zip the CodeUri folder and upload it to the local artifact bucket, as ``sam package``.
 
-    Every function of the transformed template is pointed at the object; returns its key.
+    Every function of the transformed template is pointed at the object, and every layer at
+    its own (``package_layers``); returns the functions' key.
     """
     code_uri = load_template().get("Globals", {}).get("Function", {}).get("CodeUri", "functions")
     source = ROOT / str(code_uri)
@@ -186,15 +200,104 @@ def package_functions(local: LocalAws, template: dict[str, Any]) -> str:
         for path in sorted(source.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 archive.write(path, path.relative_to(source).as_posix())
-    body = buffer.getvalue()
+    key = _upload(local, buffer.getvalue())
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Lambda::Function":
+            resource["Properties"]["Code"] = {"S3Bucket": ARTIFACT_BUCKET, "S3Key": key}
+    package_layers(local, template)
+    return key
+
+
+def _upload(local: LocalAws, body: bytes) -> str:
     key = f"{hashlib.sha256(body).hexdigest()}.zip"
     s3 = local.client("s3")
     s3.create_bucket(Bucket=ARTIFACT_BUCKET)
     s3.put_object(Bucket=ARTIFACT_BUCKET, Key=key, Body=body)
-    for resource in template["Resources"].values():
-        if resource["Type"] == "AWS::Lambda::Function":
-            resource["Properties"]["Code"] = {"S3Bucket": ARTIFACT_BUCKET, "S3Key": key}
     return key
+
+
+def package_layers(local: LocalAws, template: dict[str, Any]) -> dict[str, str]:
+    """Each layer of the template zipped for this machine and uploaded; layer -> its key.
+
+    ``sam build`` installs a layer for arm64 and Python 3.13 (layer/Makefile), which this
+    machine may not run; the rehearsal zips the same requirements from the installed
+    distributions instead (``host_layer``), so the handlers import with them on the path.
+    """
+    keys = {}
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::Lambda::LayerVersion":
+            continue
+        content = resource["Properties"].get("Content")
+        if isinstance(content, dict) and str(content.get("S3Key")).startswith(UNPACKAGED):
+            content = content["S3Key"].removeprefix(UNPACKAGED)
+        if not isinstance(content, str):
+            continue  # an S3 object of its own: nothing to build
+        keys[logical_id] = _upload(local, host_layer(str(ROOT / content), logical_id))
+        resource["Properties"]["Content"] = {"S3Bucket": ARTIFACT_BUCKET, "S3Key": keys[logical_id]}
+    return keys
+
+
+@functools.cache
+def host_layer(content: str, logical_id: str) -> bytes:
+    """The layer ``logical_id`` as a zip of python/, from the distributions installed here.
+
+    What layer/Makefile installs for the runtime: the requirements of ``content`` that the
+    layer keeps (``LAYERS`` in layer/artifacts.py) and their dependencies, less the AWS SDK
+    and its dependencies (the runtime's); here for this machine's Python, without bytecode.
+    """
+    from layer.artifacts import RUNTIME_PROVIDED, canonical, layer_requirements
+
+    requirements = layer_requirements(Path(content) / "requirements.txt", logical_id)
+    names = installed_closure(requirements) - {canonical(name) for name in RUNTIME_PROVIDED}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(names):
+            distribution = metadata.distribution(name)
+            for file in distribution.files or []:
+                parts = Path(file).parts
+                if parts[0] == ".." or "__pycache__" in parts:
+                    continue  # console scripts, bytecode of this Python
+                path = Path(str(distribution.locate_file(file)))
+                if path.is_file():
+                    archive.write(path, f"python/{Path(file).as_posix()}")
+    return buffer.getvalue()
+
+
+def installed_closure(requirements: list[str]) -> set[str]:
+    """Canonical names of the installed distributions ``requirements`` pull in, extras and
+    environment markers honoured; a requirement not installed here is an error."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen: set[tuple[str, str]] = set()
+    names: set[str] = set()
+    pending = [Requirement(text.split("#", 1)[0]) for text in requirements if _requirement(text)]
+    while pending:
+        requirement = pending.pop()
+        name = canonicalize_name(requirement.name)
+        extras = set(requirement.extras) | {""}
+        if all((name, extra) in seen for extra in extras):
+            continue
+        seen.update((name, extra) for extra in extras)
+        try:
+            distribution = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            raise RehearsalError(
+                f"the layer needs {name}, which is not installed here (make test installs "
+                "layer/requirements.txt into .venv)"
+            ) from None
+        names.add(name)
+        for text in distribution.requires or []:
+            dependency = Requirement(text)
+            marker = dependency.marker
+            if marker is None or any(marker.evaluate({"extra": extra}) for extra in extras):
+                pending.append(dependency)
+    return names
+
+
+def _requirement(line: str) -> bool:
+    text = line.split("#", 1)[0].strip()
+    return bool(text) and not text.startswith("-")
 
 
 @dataclass
@@ -213,8 +316,11 @@ def moto_workarounds() -> Iterator[Workarounds]:
       CloudFormation; moto requires the property;
     - a Batch job definition without RetryStrategy is one attempt; moto requires it;
     - a container of a Fargate task definition may leave its memory to the task's; moto
-      places tasks by container memory and fails RunTask without it.
+      places tasks by container memory and fails RunTask without it;
+    - the Ref of a layer version is its ARN; moto gives its object, which no function takes;
+    - moto leaves out a function's Layers: given to the function once moto has made it.
     """
+    from moto.awslambda.models import LambdaFunction, LayerVersion
     from moto.batch.models import ComputeEnvironment, JobDefinition
     from moto.ecs.models import TaskDefinition
     from moto.events.models import Rule
@@ -222,17 +328,24 @@ def moto_workarounds() -> Iterator[Workarounds]:
     done = Workarounds()
     originals: list[tuple[type, Any]] = []
 
-    def wrap(model: type, fix: Callable[[dict[str, Any], str], str | None]) -> None:
+    def wrap(
+        model: type,
+        fix: Callable[[dict[str, Any], str], str | None],
+        then: Callable[[Any, dict[str, Any]], str | None] | None = None,
+    ) -> None:
         original = model.__dict__["create_from_cloudformation_json"]
         originals.append((model, original))
 
         def create(
             cls: type, /, name: str, cfn: dict[str, Any], account_id: str, region: str, **kw: Any
         ) -> Any:
-            note = fix(cfn.setdefault("Properties", {}), account_id)
-            if note:
+            props = cfn.setdefault("Properties", {})
+            notes = [fix(props, account_id)]
+            made = original.__func__(cls, name, cfn, account_id, region, **kw)
+            notes += [then(made, props)] if then else []
+            for note in filter(None, notes):
                 done.applied[note] += 1
-            return original.__func__(cls, name, cfn, account_id, region, **kw)
+            return made
 
         model.create_from_cloudformation_json = classmethod(create)  # type: ignore[attr-defined]
 
@@ -268,13 +381,34 @@ def moto_workarounds() -> Iterator[Workarounds]:
             return "AWS::ECS::TaskDefinition: the task's memory given to its containers for moto"
         return None
 
+    def layer_ref(props: dict[str, Any], _: str) -> str | None:
+        if not refs_layer_arn:
+            return None
+        return "AWS::Lambda::LayerVersion: its Ref made the version's ARN for moto"
+
+    def no_fix(props: dict[str, Any], _: str) -> str | None:
+        return None
+
+    def function_layers(function: Any, props: dict[str, Any]) -> str | None:
+        if not props.get("Layers"):
+            return None
+        function.layers = function._get_layers_data(props["Layers"])
+        return "AWS::Lambda::Function: its Layers given to the function moto made"
+
     wrap(Rule, pattern)
     wrap(TaskDefinition, container_memory)
     wrap(ComputeEnvironment, service_role)
     wrap(JobDefinition, retry_strategy)
+    wrap(LayerVersion, layer_ref)
+    wrap(LambdaFunction, no_fix, function_layers)
+    refs_layer_arn = not hasattr(LayerVersion, "physical_resource_id")
+    if refs_layer_arn:
+        LayerVersion.physical_resource_id = property(lambda layer: layer.arn)  # type: ignore[attr-defined]
     try:
         yield done
     finally:
+        if refs_layer_arn:
+            del LayerVersion.physical_resource_id  # type: ignore[attr-defined]
         for model, original in originals:
             model.create_from_cloudformation_json = original  # type: ignore[attr-defined]
 
@@ -400,6 +534,43 @@ def _create_scheduler_resources(
     return names
 
 
+def _environment_refs_to_groups(
+    local: LocalAws,
+    template: dict[str, Any],
+    physical_ids: Mapping[str, str],
+    scheduler_ids: Mapping[str, str],
+) -> int:
+    """Give each function the names of the Scheduler groups its environment Refs, as
+    CloudFormation would; the number of values set."""
+    groups = {
+        logical_id: name
+        for logical_id, name in scheduler_ids.items()
+        if template["Resources"][logical_id]["Type"] == "AWS::Scheduler::ScheduleGroup"
+    }
+    lambda_client = local.client("lambda")
+    count = 0
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::Lambda::Function" or logical_id not in physical_ids:
+            continue
+        declared = resource["Properties"].get("Environment", {}).get("Variables", {})
+        refs = {
+            variable: groups[value["Ref"]]
+            for variable, value in declared.items()
+            if isinstance(value, dict) and value.get("Ref") in groups
+        }
+        if not refs:
+            continue
+        name = physical_ids[logical_id]
+        current = lambda_client.get_function_configuration(FunctionName=name)
+        held = current.get("Environment", {}).get("Variables", {})
+        variables = {**{key: str(value) for key, value in held.items()}, **refs}
+        lambda_client.update_function_configuration(
+            FunctionName=name, Environment={"Variables": variables}
+        )
+        count += len(refs)
+    return count
+
+
 def stack_name_of(variant: str) -> str:
     """The rehearsal's stack of ``variant``."""
     return f"batchwire-rehearsal-{variant}"
@@ -468,6 +639,8 @@ def deploy(
         created[kind] += 1
         instance = stack.resource_map[logical_id]
         physical = getattr(instance, "physical_resource_id", None)
+        if physical is None and kind == "AWS::Lambda::LayerVersion":
+            physical = instance.arn
         physical_ids[logical_id] = str(physical) if physical is not None else ""
     scheduler_ids = _create_scheduler_resources(local, stack, template, skipped)
     if scheduler_ids:
@@ -476,6 +649,12 @@ def deploy(
             "AWS::Scheduler::ScheduleGroup, AWS::Scheduler::Schedule: created through "
             "moto's Scheduler API from their resolved properties"
         ] += len(scheduler_ids)
+    named = _environment_refs_to_groups(local, template, physical_ids, scheduler_ids)
+    if named:
+        workarounds.applied[
+            "AWS::Lambda::Function: an environment value that is the Ref of a Scheduler "
+            "group (which moto resolves to '') set to the group's name"
+        ] += named
     return DeployedStack(
         name=name,
         variant=variant,
@@ -689,36 +868,72 @@ def _log_group(local: LocalAws, name: str) -> None:
 def check_handlers_import(stack: DeployedStack) -> list[str]:
     """Each function's handler imports from the uploaded package with its deployed environment.
 
-    Importing a handler reads and validates its settings, so a wrong or missing
-    environment value fails here, naming the variable.
+    As in Lambda: the function's package is the first entry of the path, its layers are
+    unzipped in order into one folder whose python/ comes next (/opt/python), then the AWS
+    SDK the runtime provides; nothing else of this machine's site-packages. Importing a
+    handler reads and validates its settings, so a wrong or missing environment value fails
+    here, naming the variable, and so does a dependency the layers lack.
     """
     s3 = stack.local.client("s3")
     problems = []
     lam = stack.local.client("lambda")
+    layers_by_arn = {
+        stack.physical_ids[logical_id]: resource["Properties"]["Content"]
+        for logical_id, resource in stack.template["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::LayerVersion" and logical_id in stack.physical_ids
+    }
+
+    def unzip(code: Mapping[str, str], into: Path) -> None:
+        body = s3.get_object(Bucket=code["S3Bucket"], Key=code["S3Key"])["Body"].read()
+        zipfile.ZipFile(io.BytesIO(body)).extractall(into)
+
     with tempfile.TemporaryDirectory() as unpacked:
+        runtime = runtime_sdk(Path(unpacked) / "runtime")
         for function in stack.functions():
             configuration = lam.get_function(FunctionName=stack.function_name(function))
             code = stack.template["Resources"][function]["Properties"]["Code"]
-            target = Path(unpacked) / function
-            body = s3.get_object(Bucket=code["S3Bucket"], Key=code["S3Key"])["Body"].read()
-            zipfile.ZipFile(io.BytesIO(body)).extractall(target)
+            task, opt = Path(unpacked) / function / "task", Path(unpacked) / function / "opt"
+            unzip(code, task)
+            for layer in configuration["Configuration"].get("Layers", []):
+                if layer["Arn"] not in layers_by_arn:
+                    problems.append(f"{function}: layer {layer['Arn']} is not in the stack")
+                    continue
+                unzip(layers_by_arn[layer["Arn"]], opt)
             handler = configuration["Configuration"]["Handler"]
             module, _, attribute = handler.rpartition(".")
             environment = {
                 **{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
                 **stack.local.environ,
                 **stack.function_environment(function),
-                "PYTHONPATH": str(target),
+                "PYTHONPATH": os.pathsep.join(map(str, (task, opt / "python", runtime))),
                 "POWERTOOLS_TRACE_DISABLED": "true",
             }
             completed = subprocess.run(
-                [sys.executable, "-c", f"import {module}; getattr({module}, {attribute!r})"],
+                [sys.executable, "-S", "-c", f"import {module}; getattr({module}, {attribute!r})"],
                 env=environment, cwd=unpacked, capture_output=True, text=True, check=False,
             )  # fmt: skip
             if completed.returncode != 0:
                 last = (completed.stderr.strip().splitlines() or ["(no output)"])[-1]
                 problems.append(f"{function}: handler {handler} does not import: {last}")
     return problems
+
+
+def runtime_sdk(into: Path) -> Path:
+    """A folder holding what the Lambda runtime adds to the path: the AWS SDK for Python and
+    its dependencies (``RUNTIME_PROVIDED``), linked from this machine's installation."""
+    from layer.artifacts import RUNTIME_PROVIDED
+
+    into.mkdir(parents=True, exist_ok=True)
+    for name in RUNTIME_PROVIDED:
+        distribution = metadata.distribution(name)
+        tops = {Path(file).parts[0] for file in distribution.files or []}
+        for top in sorted(tops - {".."}):
+            if top.endswith((".dist-info", ".data")) or top == "__pycache__":
+                continue
+            source = Path(str(distribution.locate_file(top)))
+            if source.exists() and not (into / top).exists():
+                (into / top).symlink_to(source)
+    return into
 
 
 # ---------------------------------------------------------------- the whole rehearsal
@@ -742,13 +957,21 @@ class VariantReport:
         ]
 
 
-def local_slack_secret(local: LocalAws, url: str = "http://127.0.0.1:9/rehearsal") -> str:
-    """The webhook secret the stack's one required parameter names, in the local engine."""
+def local_slack_secret(local: LocalAws, url: str | None = None) -> str:
+    """The webhook secret the stack's one required parameter names, in the local engine.
+
+    With ``url``, the secret holds that URL from now on (moto keeps one state per process:
+    another caller may have made the secret, pointing at its own Slack stand-in); without,
+    an existing secret is left as it is, and a new one points at nothing that answers."""
     secrets = local.client("secretsmanager")
     try:
-        arn: str = secrets.create_secret(Name=SLACK_SECRET_NAME, SecretString=url)["ARN"]
+        arn: str = secrets.create_secret(
+            Name=SLACK_SECRET_NAME, SecretString=url or "http://127.0.0.1:9/rehearsal"
+        )["ARN"]
     except secrets.exceptions.ResourceExistsException:
         arn = secrets.describe_secret(SecretId=SLACK_SECRET_NAME)["ARN"]
+        if url is not None:
+            secrets.put_secret_value(SecretId=arn, SecretString=url)
     return arn
 
 
@@ -853,7 +1076,8 @@ def format_report(
             lines.append(
                 f"   wiring: {len(expected_triggers(sam_template))} triggers, "
                 f"{sum(len(v) for v in environment_references(sam_template).values())} "
-                f"resource names in environments, {len(stack.functions())} handlers imported"
+                f"resource names in environments, {len(stack.functions())} handlers imported "
+                f"with their layers ({_describe_layers(stack)})"
             )
         for problem in report.problems:
             lines.append(f"   FAILED {problem}")
@@ -868,6 +1092,15 @@ def format_report(
     verdict = "rehearsal passed" if not failed else f"rehearsal FAILED: {failed} problems"
     lines.append(f"{verdict} in {seconds:.1f} s")
     return "\n".join(lines)
+
+
+def _describe_layers(stack: DeployedStack) -> str:
+    layers = sorted(
+        logical_id
+        for logical_id, resource in stack.template["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::LayerVersion" and logical_id in stack.physical_ids
+    )
+    return ", ".join(layers) or "none"
 
 
 def _describe(parameters: Mapping[str, str]) -> str:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 import boto3
 import msgspec
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -35,6 +35,8 @@ from batchwire.config import (
 from batchwire.errors import ConfigurationError, RequestError
 from batchwire.idempotency import OnceStore
 from batchwire.rule_sources import CurrentRules, ssm_parameter
+from batchwire.runs import RunSettings, run_records
+from batchwire.tracing import powertools_tracer
 
 
 class ChainerSettings(IdempotentSettings, frozen=True, kw_only=True):
@@ -57,7 +59,7 @@ class ChainerSettings(IdempotentSettings, frozen=True, kw_only=True):
 logger = Logger()
 # AWS calls are all this function does: trace those (patch_all would also import and patch
 # sqlite3 and http.client, 1 MB and 4 ms of cold start for nothing).
-tracer = Tracer(patch_modules=["botocore"])
+tracer = powertools_tracer(["botocore"])
 metrics = Metrics()
 settings = load_settings(ChainerSettings)
 # Read (and the parameter fetched) now, so that a bad rule fails the cold start
@@ -73,6 +75,7 @@ options = ChainOptions(
 )
 batch = boto3.client("batch")
 once = OnceStore(settings.idempotency_table, IDEMPOTENCY_PREFIX, settings.idempotency_ttl_seconds)
+runs = run_records(load_settings(RunSettings), boto3.client("dynamodb"))
 
 # What init made lives as long as the process: frozen, later collections skip it. The few
 # cycles init left as garbage (about 0.3 MB by bench/) are kept with it.
@@ -90,7 +93,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     once.register(context)
     try:
         rules = current_rules()
-        result = chain_event(event, rules=rules, options=options, batch=batch, once=once)
+        result = chain_event(event, rules=rules, options=options, batch=batch, once=once, runs=runs)
     except ChainRecordsFailed as failure:
         report(failure.outcomes)
         raise

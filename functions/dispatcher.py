@@ -12,7 +12,7 @@ gc.disable()
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -25,6 +25,7 @@ from batchwire.dispatch import (
     dispatch_messages,
 )
 from batchwire.idempotency import OnceStore
+from batchwire.tracing import powertools_tracer
 
 #: Metric per outcome a person may want to see or alarm on.
 OUTCOME_METRICS = {
@@ -37,7 +38,7 @@ OUTCOME_METRICS = {
 logger = Logger()
 # AWS calls are all this function does: trace those (patch_all would also import and patch
 # sqlite3 and http.client, 1 MB and 4 ms of cold start for nothing).
-tracer = Tracer(patch_modules=["botocore"])
+tracer = powertools_tracer(["botocore"])
 metrics = Metrics()
 settings = load_settings(DispatcherSettings)
 clients = DispatcherClients(

@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar
 
 import boto3
 import msgspec
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -40,6 +40,7 @@ from batchwire.notify import (
 from batchwire.redaction import build_redactor
 from batchwire.rule_sources import CurrentRules, Document, ssm_parameter
 from batchwire.slack import WebhookDelivery
+from batchwire.tracing import powertools_tracer
 
 #: A secret's full ARN: the name, a dash and the 6 characters Secrets Manager appends.
 FULL_SECRET_ARN = re.compile(
@@ -97,7 +98,7 @@ class NotifierSettings(IdempotentSettings, frozen=True, kw_only=True):
 logger = Logger()
 # Trace the AWS calls and the Slack posts (slack_sdk posts with http.client); patch_all
 # would also import and patch sqlite3, which this function never uses.
-tracer = Tracer(patch_modules=["botocore", "httplib"])
+tracer = powertools_tracer(["botocore", "httplib"])
 metrics = Metrics()
 try:
     settings = load_settings(NotifierSettings)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -25,6 +25,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batchwire.config import load_settings
+from batchwire.envelopes import check_sqs_event
 from batchwire.errors import RequestError
 from batchwire.idempotency import OnceStore
 from batchwire.retrier import (
@@ -35,6 +36,7 @@ from batchwire.retrier import (
     handle_task_stopped,
     relaunch_when_due,
 )
+from batchwire.tracing import powertools_tracer
 
 #: Metric per outcome a person may want to alarm on, and the side effect it counts: an
 #: outcome whose side effect an earlier delivery did (``replayed``) is not counted again.
@@ -47,7 +49,7 @@ OUTCOME_METRICS = {
 logger = Logger()
 # AWS calls are all this function does: trace those (patch_all would also import and patch
 # sqlite3 and http.client, 1 MB and 4 ms of cold start for nothing).
-tracer = Tracer(patch_modules=["botocore"])
+tracer = powertools_tracer(["botocore"])
 metrics = Metrics()
 settings = load_settings(RetrierSettings)
 clients = RetrierClients(ecs=boto3.client("ecs"), sqs=boto3.client("sqs"), sns=boto3.client("sns"))
@@ -66,7 +68,12 @@ gc.enable()
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     once.register(context)
-    if "Records" in event:
+    if isinstance(event, dict) and "Records" in event:
+        try:
+            check_sqs_event(event)
+        except RequestError as error:
+            logger.error("event refused; no task was touched", extra={"problems": error.problems})
+            raise
         return dict(
             process_partial_response(
                 event=event, record_handler=relaunch_record, processor=processor, context=context

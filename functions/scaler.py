@@ -12,18 +12,19 @@ gc.disable()
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batchwire.config import load_settings
 from batchwire.errors import ConfigurationError, RequestError
 from batchwire.scaler import Cycle, Scaler, ScalerClients, ScalerSettings, ScalingFailed
+from batchwire.tracing import powertools_tracer
 
 logger = Logger()
 # AWS calls are all this function does: trace those (patch_all would also import and patch
 # sqlite3 and http.client, 1 MB and 4 ms of cold start for nothing).
-tracer = Tracer(patch_modules=["botocore"])
+tracer = powertools_tracer(["botocore"])
 metrics = Metrics()
 settings = load_settings(ScalerSettings)
 clients = ScalerClients(

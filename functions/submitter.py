@@ -13,23 +13,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batchwire.config import IdempotentSettings, load_settings
 from batchwire.errors import RequestError
 from batchwire.idempotency import OnceStore
+from batchwire.runs import RunSettings, run_records
 from batchwire.schedule import IDEMPOTENCY_PREFIX, submit_scheduled_jobs
+from batchwire.tracing import powertools_tracer
 
 logger = Logger()
 # AWS calls are all this function does: trace those (patch_all would also import and patch
 # sqlite3 and http.client, 1 MB and 4 ms of cold start for nothing).
-tracer = Tracer(patch_modules=["botocore"])
+tracer = powertools_tracer(["botocore"])
 metrics = Metrics()
 settings = load_settings(IdempotentSettings)
 batch = boto3.client("batch")
 once = OnceStore(settings.idempotency_table, IDEMPOTENCY_PREFIX, settings.idempotency_ttl_seconds)
+runs = run_records(load_settings(RunSettings), boto3.client("dynamodb"))
 
 # What init made lives as long as the process: frozen, later collections skip it. The few
 # cycles init left as garbage (about 0.3 MB by bench/) are kept with it.
@@ -44,7 +47,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     once.register(context)
     try:
         result = submit_scheduled_jobs(
-            event, request_id=context.aws_request_id, now=datetime.now(UTC), batch=batch, once=once
+            event,
+            request_id=context.aws_request_id,
+            now=datetime.now(UTC),
+            batch=batch,
+            once=once,
+            runs=runs,
         )
     except RequestError as error:
         metrics.add_metric(name="SubmitFailed", unit=MetricUnit.Count, value=1)

@@ -13,10 +13,12 @@ from typing import NoReturn
 
 from batchwire_cli import __version__
 from batchwire_cli.errors import EXIT_FAILURE, EXIT_USAGE, CliError
+from batchwire_cli.runs import list_runs, parse_since, print_runs, progress
 from batchwire_cli.stack import Stack, read_stack, resolve_target
 
 DESCRIPTION = (
-    "See and steer a batchwire stack from a terminal: its failure queues and its schedules."
+    "See and steer a batchwire stack from a terminal: its failure queues and its schedules, "
+    "and the runs they started."
 )
 EPILOG = (
     "Without --stack the command reads the stack of a running `make local-stack` "
@@ -147,6 +149,23 @@ def build_parser() -> argparse.ArgumentParser:
         "scheduled EventBridge rule of the stack: expression and its meaning, time zone, "
         "the next three firings in that zone, state, and the jobs it submits.",
     )
+    runs = commands.add_parser(
+        "runs",
+        parents=[common],
+        help="firings and the jobs they started and chained: status, duration; failures first",
+        description="Every firing recorded in the stack's RunsTable within --since, the jobs "
+        "it submitted (hop 0) and every job chained from them (hop 1 and up, by chain id): "
+        "status, duration and Batch console link. Firings with a FAILED job come first, then "
+        "the newest. A job Batch no longer knows (about 7 days after it ended) shows as "
+        "'unknown (no longer in Batch)'.",
+    )
+    runs.add_argument(
+        "--since",
+        type=parse_since,
+        default="24h",
+        metavar="AGE",
+        help="how far back to look: 30m, 24h, 7d... (default 24h, at most 366d)",
+    )
     return parser
 
 
@@ -179,6 +198,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     stack = read_stack(target)
     if args.command in ("pause", "resume", "run-now"):
         return _schedule_action(args, stack, as_json)
+    if args.command == "runs":
+        with progress(f"reading the runs of stack {stack.name}") as report:
+            runs = list_runs(stack, args.since, report=report)
+        if as_json:
+            output.print_json({"stack": stack.name, **runs})
+        else:
+            print_runs(_stack_line(stack), runs)
+        return 0
     if args.command == "dlq":
         from batchwire_cli.dlq import queue_depths, show_queue
 
@@ -212,9 +239,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         else:
             output.print_dlq(_stack_line(stack), rows)
         return 0
-    from batchwire_cli.schedules import list_schedules, scheduler_group
+    from batchwire_cli.schedules import attach_last_firings, list_schedules, scheduler_group
 
     rows = list_schedules(stack)
+    attach_last_firings(stack, rows)
     group = scheduler_group(stack)
     if as_json:
         output.print_json({"stack": stack.name, "schedule_group": group, "schedules": rows})

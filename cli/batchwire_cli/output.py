@@ -141,7 +141,9 @@ def print_schedules(stack_line: str, rows: list[dict[str, Any]], note: str | Non
         out.print("no schedules found")
         return
     table = Table(show_lines=True)
-    for column in ("name", "expression", "time zone", "next firings", "state", "submits"):
+    columns = ["name", "expression", "time zone", "next firings", "state", "submits"]
+    recorded = any("last_firing" in row for row in rows)
+    for column in [*columns, *(["last firing"] if recorded else [])]:
         table.add_column(column, overflow="fold")
     for row in rows:
         label = row["logical_id"] or row["name"]
@@ -156,8 +158,22 @@ def print_schedules(stack_line: str, rows: list[dict[str, Any]], note: str | Non
             _plain(firings or "-"),
             _plain(row["state"]),
             _plain("\n".join(submits)),
+            *(
+                [_plain(_last_firing_text(row.get("last_firing"), row["timezone"]))]
+                if recorded
+                else []
+            ),
         )
     out.print(table)
+
+
+def _last_firing_text(firing: dict[str, Any] | None, timezone: str) -> str:
+    """The newest recorded firing: its time and outcome, then each job and its status."""
+    if firing is None:
+        return "-"
+    lines = [f"{_firing_text(firing['scheduled_time'], timezone)}: {firing['outcome']}"]
+    lines += [f"{'  ' * job['hop']}{job['job_name']} {job['status']}" for job in firing["jobs"]]
+    return "\n".join(lines)
 
 
 def print_state_change(stack_line: str, changed: dict[str, Any]) -> None:

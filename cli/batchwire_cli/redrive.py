@@ -24,14 +24,15 @@ SQS_SOURCES = {
 }
 #: Failure queues whose messages name the function to invoke again (on-failure records).
 ON_FAILURE_QUEUES = ("FailedInvocationsQueue",)
+#: Failure queues of EventBridge Scheduler and EventBridge rules: each message is the input or
+#: event that was not delivered, and its message attribute TARGET_ARN names the target.
+TARGET_ATTRIBUTE_QUEUES = ("SchedulerDeadLetterQueue",)
+TARGET_ATTRIBUTE = "TARGET_ARN"
 #: Why the others are not redriven, and what to do by hand.
 NOT_REDRIVEN = {
     "SubscriptionDeadLetterQueue": "it is shared by the topics' Lambda and SQS subscriptions "
     "and a message does not say which one failed (republishing would reach every "
     "subscriber): read them with `batchwire dlq show subscriptions` and republish by hand",
-    "SchedulerDeadLetterQueue": "undelivered Scheduler firings and rule events carry their "
-    "target only in message attributes this command does not replay yet: fire the "
-    "schedule again with `batchwire run-now SCHEDULE`, then delete the messages",
     "NotifierRuleDeadLetterQueue": "these are ECS/Batch failure events the notifier never "
     "saw: read them with `batchwire dlq show notifier-rules`; the failures they report "
     "are already over, so delete the messages once read",
@@ -59,10 +60,21 @@ def _arn(sqs: Any, url: str) -> str:
     )
 
 
-def _destination(queue: FailureQueue, message: dict[str, Any]) -> tuple[str | None, str]:
-    """Where a message goes back to (None: it stays) and that place, or why not, in words."""
+def _destination(
+    queue: FailureQueue, message: dict[str, Any], functions: frozenset[str] = frozenset()
+) -> tuple[str | None, str]:
+    """Where a message goes back to (None: it stays) and that place, or why not, in words.
+    ``functions``: the names of the stack's functions, the only targets invoked again."""
     if queue.logical_id in SQS_SOURCES:
         return SQS_SOURCES[queue.logical_id], SQS_SOURCES[queue.logical_id]
+    if queue.logical_id in TARGET_ATTRIBUTE_QUEUES:
+        attribute = message.get("MessageAttributes", {}).get(TARGET_ATTRIBUTE, {})
+        target = str(attribute.get("StringValue") or "")
+        if not target:
+            return None, f"no {TARGET_ATTRIBUTE} message attribute: its target is unknown"
+        if invoker.function_name(target) not in functions:
+            return None, f"its target {target} is not a function of this stack"
+        return f"{TARGET_ATTRIBUTE}:{target}", f"function {invoker.function_name(target)}"
     try:
         record = json.loads(message.get("Body", ""))
     except ValueError:
@@ -93,10 +105,12 @@ def _resend(stack: Stack, sqs: Any, destination: str, message: dict[str, Any]) -
                 MessageAttributes=_attributes(message),
             )
             return None
-        record = json.loads(message["Body"])
-        answer = invoker.invoke_function(
-            stack.target, destination, record["requestPayload"], asynchronous=True
-        )
+        if destination.startswith(f"{TARGET_ATTRIBUTE}:"):
+            # the undelivered input or event itself, as the schedule or rule would send it
+            function, payload = destination.partition(":")[2], json.loads(message["Body"])
+        else:
+            function, payload = destination, json.loads(message["Body"])["requestPayload"]
+        answer = invoker.invoke_function(stack.target, function, payload, asynchronous=True)
     except CliError as error:
         return str(error)
     except (ClientError, BotoCoreError) as error:
@@ -162,8 +176,9 @@ def redrive_queue(
                 )["Attributes"]["ApproximateNumberOfMessages"]
             )
             wanted = depth if limit is None else min(limit, depth)
+            functions = _functions(stack)
             for message in peek(sqs, url, max(wanted, 1), depth):
-                destination, where = _destination(queue, message)
+                destination, where = _destination(queue, message, functions)
                 rows.append(
                     _row(message, where, moved=False, problem=None if destination else where)
                 )
@@ -191,6 +206,7 @@ def _move_messages(
 ) -> None:
     seen: set[str] = set()
     empty_receives = 0
+    functions = _functions(stack)
     while (limit is None or len(rows) < limit) and empty_receives < 2:
         batch = min(RECEIVE_BATCH, RECEIVE_BATCH if limit is None else limit - len(rows))
         received = sqs.receive_message(
@@ -207,13 +223,17 @@ def _move_messages(
                 _show_again(sqs, url, message)
         for message in new:
             seen.add(message["MessageId"])
-            destination, where = _destination(queue, message)
+            destination, where = _destination(queue, message, functions)
             problem = where if destination is None else _resend(stack, sqs, destination, message)
             if problem is None:
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             else:  # it stays: visible again at once, for the next look
                 _show_again(sqs, url, message)
             rows.append(_row(message, where, moved=problem is None, problem=problem))
+
+
+def _functions(stack: Stack) -> frozenset[str]:
+    return frozenset(r.physical_id for r in stack.of_type("AWS::Lambda::Function"))
 
 
 def _show_again(sqs: Any, url: str, message: dict[str, Any]) -> None:

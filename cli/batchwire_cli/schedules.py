@@ -9,10 +9,10 @@ shape, such as the example's ``ExampleCronRule``).
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from batchwire_cli.schedule_expressions import ScheduleExpressionError, parse_schedule
+from batchwire.schedule_expressions import ScheduleExpressionError, parse_schedule
 from batchwire_cli.stack import Stack, aws_errors
 
 FIRINGS = 3
@@ -177,3 +177,41 @@ def list_schedules(stack: Stack, now: datetime | None = None) -> list[dict[str, 
             )
         )
     return rows
+
+
+#: How far back ``schedules`` looks for each schedule's last firing in the run records.
+LAST_FIRING_WITHIN = timedelta(days=8)
+
+
+def attach_last_firings(
+    stack: Stack, rows: list[dict[str, Any]], now: datetime | None = None
+) -> bool:
+    """Give each Scheduler row ``last_firing``: its newest recorded firing within
+    LAST_FIRING_WITHIN (scheduled time, outcome, each job's name and status), or None.
+    False, and nothing attached, when the stack keeps no run records."""
+    from batchwire_cli.runs import list_runs
+
+    if not stack.physical_id("RunsTable") and "RunsTableName" not in stack.outputs:
+        return False
+    firings = list_runs(stack, LAST_FIRING_WITHIN, now)["firings"]
+    newest: dict[str, dict[str, Any]] = {}
+    for firing in firings:
+        held = newest.get(firing["schedule"])
+        if held is None or firing["scheduled_time"] > held["scheduled_time"]:
+            newest[firing["schedule"]] = firing
+    for row in rows:
+        firing = newest.get(row["name"]) if row["kind"] == "scheduler" else None
+        row["last_firing"] = (
+            None
+            if firing is None
+            else {
+                "scheduled_time": firing["scheduled_time"],
+                "outcome": firing["outcome"],
+                "chain_id": firing["chain_id"],
+                "jobs": [
+                    {"job_name": job["job_name"], "hop": job["hop"], "status": job["status"]}
+                    for job in firing["jobs"]
+                ],
+            }
+        )
+    return True

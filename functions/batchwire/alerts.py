@@ -411,8 +411,11 @@ def alert_from_sns(record: Mapping[str, Any]) -> Alert | None:
     except ValueError:
         body = None
     kind = body.get("kind") if isinstance(body, dict) else None
+    kind = kind if isinstance(kind, str) else None
     if isinstance(body, dict) and kind in RETRIER_KINDS and attribute in (None, kind):
         return _retrier_alert(body, topic, identity, sns)
+    if isinstance(body, dict) and kind in WATCH_KINDS and attribute in (None, kind):
+        return _watch_alert(body, identity, sns)
     if isinstance(body, dict) and is_settling(body):
         return None
     alarm = alarm_alert(body, identity) if isinstance(body, dict) else None
@@ -489,6 +492,57 @@ def _retrier_alert(
         else (),
         region=region,
         account=account,
+    )
+
+
+#: Notices of the watch (batchwire.watch): a schedule's expectation not met.
+WATCH_KINDS = {
+    "missed-firing": "Schedule did not fire",
+    "run-overdue": "Run not done by its deadline",
+    "schedule-disabled": "Watched schedule is disabled",
+}
+
+
+def _watch_alert(body: Mapping[str, Any], identity: str, sns: Mapping[str, Any]) -> Alert:
+    kind = str(body["kind"])
+    schedule = str(body.get("schedule") or "")
+    region, account = str(body.get("region") or ""), str(body.get("account") or "")
+    group = str(body.get("group") or "")
+    expression = str(body.get("expression") or "")
+    facts = (
+        ("Schedule", schedule),
+        ("Scheduled for", str(body.get("scheduledLocal") or body.get("scheduledTime") or "")),
+        ("Deadline", str(body.get("deadline") or "")),
+        ("Expression", f"{expression} ({body.get('timezone') or 'UTC'})" if expression else ""),
+        ("Chain id", str(body.get("chainId") or "")),
+    )
+    lines = tuple(str(line) for line in body.get("lines") or [])
+    return Alert(
+        kind=kind,
+        severity="warning" if kind == "schedule-disabled" else "error",
+        title=f"{WATCH_KINDS[kind]}: {schedule}",
+        source=f"schedule:{schedule}",
+        identity=identity,
+        # the scheduled time is part of what is reported: each missed firing is its own
+        signature=f"{kind} {schedule} {body.get('scheduledTime') or ''}",
+        summary=lines[0] if lines else "",
+        facts=tuple((label, value) for label, value in facts if value),
+        lines=lines[1:],
+        match_count=1,
+        last_seen=_parse_time(sns.get("Timestamp")),
+        links=(("Schedule", scheduler_link(region, group, schedule)),)
+        if region and group and schedule
+        else (),
+        region=region,
+        account=account,
+    )
+
+
+def scheduler_link(region: str, group: str, schedule: str) -> str:
+    """The EventBridge Scheduler console page of one schedule."""
+    return (
+        f"https://{region}.console.aws.amazon.com/scheduler/home?region={region}"
+        f"#schedules/{quote(group, safe='')}/{quote(schedule, safe='')}"
     )
 
 

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 from aws_lambda_powertools.utilities.data_classes.sns_event import SNSEventRecord
@@ -28,8 +28,8 @@ from batchwire.chain_rules import (
     RuleMatch,
     globs,
 )
-from batchwire.envelopes import sns_notification
-from batchwire.errors import RequestError
+from batchwire.envelopes import check_sqs_event, sns_notification
+from batchwire.errors import RequestError, describe_validation_error
 from batchwire.idempotency import RunOnce, run_once_noting
 from batchwire.jobs import (
     MAX_CONTAINER_OVERRIDES_CHARS,
@@ -38,11 +38,13 @@ from batchwire.jobs import (
     build_submit_requests,
     parse_job_request,
     submit_job_set,
-    submit_via,
 )
+from batchwire.submission import JobSubmission
 
 if TYPE_CHECKING:
     from mypy_boto3_batch import BatchClient
+
+    from batchwire.runs import RunRecords
 
 #: Prefix of the idempotency records the chainer writes.
 IDEMPOTENCY_PREFIX = "batchwire.chainer"
@@ -147,6 +149,98 @@ class ChainRecordsFailed(Exception):
         super().__init__(f"{len(failed)} of {len(outcomes)} records failed: {details}")
 
 
+# ------------------------------------------------------------------ the shapes of the triggers
+
+# The fields the records are read from, with the types AWS sends them in (other fields are
+# left alone). An event that breaks them was made by hand, and is refused naming the field.
+# Ids become the chain id, a Batch tag value: UUIDs in practice, tag-safe characters always.
+_Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._:/=+@-]{1,128}$")]
+
+
+class _SnsAttribute(msgspec.Struct, frozen=True):
+    Value: str
+
+
+class _SnsEnvelope(msgspec.Struct, frozen=True):
+    """An SNS notification in an SQS body (a subscription without raw delivery)."""
+
+    MessageId: _Id
+    Message: str
+    TopicArn: str | None = None
+    Subject: str | None = None
+    Timestamp: datetime | None = None
+    MessageAttributes: dict[str, _SnsAttribute] | None = None
+
+
+class _SnsMessage(msgspec.Struct, frozen=True):
+    """``Records[i].Sns`` of an SNS event, every field Powertools' SNSEventRecord reads."""
+
+    MessageId: _Id
+    Message: str
+    TopicArn: str
+    Subject: str | None
+    Timestamp: datetime
+    MessageAttributes: dict[str, _SnsAttribute]
+
+
+class _SnsRecord(msgspec.Struct, frozen=True):
+    Sns: _SnsMessage
+
+
+class _SnsEvent(msgspec.Struct, frozen=True):
+    Records: list[_SnsRecord]
+
+
+class _SqsAttribute(msgspec.Struct, frozen=True):
+    stringValue: str | None = None
+
+
+class _SqsRecord(msgspec.Struct, frozen=True):
+    messageId: _Id
+    attributes: dict[str, str] = {}
+    messageAttributes: dict[str, _SqsAttribute] | None = None
+
+
+class _SqsEvent(msgspec.Struct, frozen=True):
+    Records: list[_SqsRecord]
+
+
+class _Variable(msgspec.Struct, frozen=True):
+    name: str
+    value: str
+
+
+class _JobContainer(msgspec.Struct, frozen=True):
+    environment: list[_Variable] | None = None
+
+
+class _ArrayProperties(msgspec.Struct, frozen=True):
+    index: int | None = None
+
+
+class _JobDetail(msgspec.Struct, frozen=True):
+    jobId: str | None = None
+    jobName: str | None = None
+    jobQueue: str | None = None
+    jobArn: str | None = None
+    status: str | None = None
+    arrayProperties: _ArrayProperties | None = None
+    container: _JobContainer | None = None
+
+
+class _BatchEvent(msgspec.Struct, frozen=True):
+    id: _Id
+    time: datetime | None = None
+    detail: _JobDetail | None = None
+
+
+def _check_shape(value: Any, model: type[msgspec.Struct], summary: str, prefix: str = "") -> None:
+    try:
+        msgspec.convert(value, model)
+    except msgspec.ValidationError as error:
+        raise RequestError(summary, describe_validation_error(error, value, prefix)) from None
+
+
 # ------------------------------------------------------------------ records from each trigger
 
 
@@ -174,6 +268,7 @@ def record_from_sqs(raw: Mapping[str, Any]) -> ChainRecord:
     record = SQSRecord(dict(raw))
     envelope = _sns_envelope(record.body)
     if envelope is not None:
+        _check_shape(envelope, _SnsEnvelope, "SNS notification in the body is not usable", "body")
         return ChainRecord(
             identity=f"sns:{envelope['MessageId']}",
             message=envelope["Message"],
@@ -185,11 +280,15 @@ def record_from_sqs(raw: Mapping[str, Any]) -> ChainRecord:
                 for name, attribute in (envelope.get("MessageAttributes") or {}).items()
             },
         )
-    sent = record.attributes.sent_timestamp
+    sent = record.attributes.sent_timestamp or ""
     return ChainRecord(
         identity=f"sqs:{record.message_id}",
         message=record.body,
-        time=datetime.fromtimestamp(int(sent) / 1000, UTC) if sent else datetime.now(UTC),
+        time=(
+            datetime.fromtimestamp(int(sent) / 1000, UTC)
+            if sent.isdigit() and len(sent) <= 15
+            else datetime.now(UTC)
+        ),
         attributes={
             name: attribute.get("stringValue") or ""
             for name, attribute in (raw.get("messageAttributes") or {}).items()
@@ -433,11 +532,13 @@ def chain_record(
     options: ChainOptions,
     batch: BatchClient,
     once: RunOnce,
+    runs: RunRecords | None = None,
 ) -> RecordOutcome:
     """Submit the jobs of every rule matching the record, each once per record.
 
     Raises UnroutedError (if configured), ChainLoopError, RequestError before any SubmitJob;
-    errors from Batch or DynamoDB propagate so the trigger retries the record.
+    errors from Batch or DynamoDB propagate so the trigger retries the record. With
+    ``runs``, each chained job is recorded under its chain once all are submitted.
     """
     matching = [rule for rule in rules if rule_matches(rule.match, record)]
     if not matching and record.job is not None:
@@ -453,6 +554,9 @@ def chain_record(
             raise UnroutedError("no chain rule matches the record", [_describe_record(record)])
         return RecordOutcome(record.identity, "unrouted", reason=_describe_record(record))
 
+    # what the record alone decides (mapped fields, sizes) is checked before DescribeJobs
+    for rule in matching:
+        chained_request(rule, record, ChainPosition(record.identity, options.max_hops))
     upstream = upstream_position(record, lambda job_id: describe_job(batch, job_id))
     position = ChainPosition(upstream.chain_id, upstream.hop + 1)
     if position.hop > options.max_hops:
@@ -467,18 +571,27 @@ def chain_record(
         planned.append((rule, build_submit_requests(request, record.time)))
 
     submitted: list[SubmittedJob] = []
+    by_rule: list[tuple[str, SubmittedJob]] = []
     for rule, submissions in planned:
 
         def submit_one(index: int, kwargs: dict[str, Any], rule: ChainRule = rule) -> SubmittedJob:
-            done = run_once_noting(
-                once,
-                f"{record.identity}#{rule.name}#{index}",
-                lambda: submit_via(batch, kwargs).as_dict(),
-            )
+            identity = f"{record.identity}#{rule.name}#{index}"
+            done = run_once_noting(once, identity, JobSubmission(batch, kwargs, identity))
             return SubmittedJob(**done.result, submitted_now=done.ran_now)
 
         templates = [job.jobName for job in rule.request.jobs]
-        submitted.extend(submit_job_set(submissions, templates, submit_one))
+        jobs = submit_job_set(submissions, templates, submit_one)
+        submitted.extend(jobs)
+        by_rule.extend((rule.name, job) for job in jobs)
+    if runs is not None:
+        runs.record_chained(
+            chain_id=position.chain_id,
+            hop=position.hop,
+            jobs=by_rule,
+            # the job that finished, when it is one: the chained job's place in the tree
+            upstream=str(record.job.get("jobId")) if record.job else record.identity,
+            now=datetime.now(UTC),
+        )
     return RecordOutcome(
         record.identity,
         "chained",
@@ -519,6 +632,7 @@ def chain_event(
     options: ChainOptions,
     batch: BatchClient,
     once: RunOnce,
+    runs: RunRecords | None = None,
 ) -> ChainResult:
     """Handle an SNS, SQS or Batch Job State Change event; every record is handled.
 
@@ -529,16 +643,26 @@ def chain_event(
     """
 
     def chain(record: ChainRecord) -> RecordOutcome:
-        return chain_record(record, rules=rules, options=options, batch=batch, once=once)
+        return chain_record(record, rules=rules, options=options, batch=batch, once=once, runs=runs)
 
+    if not isinstance(event, Mapping):
+        raise RequestError(
+            "not an SNS, SQS or Batch Job State Change event",
+            [f"(event): expected an object, got {type(event).__name__}"],
+        )
     records = event.get("Records")
     if isinstance(records, list) and records:
-        source = records[0].get("eventSource") or records[0].get("EventSource")
+        first = records[0] if isinstance(records[0], Mapping) else {}
+        source = first.get("eventSource") or first.get("EventSource")
         if source == "aws:sqs":
+            check_sqs_event(event, ("SentTimestamp",))
+            _check_shape(event, _SqsEvent, "not an SQS event")
             return _chain_sqs(event, chain)
         if source == "aws:sns":
+            _check_shape(event, _SnsEvent, "not an SNS event")
             return _chain_sns(records, chain)
     if event.get("source") == "aws.batch" and event.get("detail-type") == "Batch Job State Change":
+        _check_shape(event, _BatchEvent, "not a usable Batch Job State Change event")
         return _chain_batch_event(event, chain)
     raise RequestError(
         "not an SNS, SQS or Batch Job State Change event",

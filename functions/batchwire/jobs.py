@@ -142,6 +142,24 @@ class JobSpec(_Strict, frozen=True):
                 raise ValueError(f"tag key {key!r}: the aws: prefix is reserved")
 
 
+class Expectation(_Strict, frozen=True):
+    """What a schedule promises about each firing, checked by the watch: its jobs, and the
+    jobs they chain, succeed within ``withinMinutes`` of the scheduled time.
+
+    ``jobs`` are glob patterns over the submitted job names (``nightly-*``), each of which
+    must match a job that SUCCEEDED; without it, every job of the firing and of its chain
+    must succeed. A firing with no run record ``graceMinutes`` after its time never fired.
+    """
+
+    withinMinutes: Annotated[int, msgspec.Meta(ge=1, le=10080)]
+    jobs: Annotated[list[NonEmptyStr], msgspec.Meta(min_length=1, max_length=50)] | None = None
+    graceMinutes: Annotated[int, msgspec.Meta(ge=0, le=1440)] | None = None
+
+    @property
+    def grace_minutes(self) -> int:
+        return 15 if self.graceMinutes is None else self.graceMinutes
+
+
 @dataclass(frozen=True)
 class JobRequest:
     """What one firing asks for: jobs to submit, and the firing's identity when known."""
@@ -149,6 +167,7 @@ class JobRequest:
     jobs: list[JobSpec]
     schedule: str | None = None
     scheduled_time: datetime | None = None
+    expect: Expectation | None = None
     #: True when the request was written as a single job at the top level; paths then
     #: read ``containerOverrides...`` rather than ``jobs[0].containerOverrides...``.
     single: bool = False
@@ -160,6 +179,11 @@ class _RequestEnvelope(_Strict, frozen=True):
     ]
     schedule: NonEmptyStr | None = None
     scheduledTime: datetime | None = None
+    expect: Expectation | None = None
+
+
+#: Keys of a request that describe the firing, not a job (also in a single-job request).
+FIRING_KEYS = ("schedule", "scheduledTime", "expect")
 
 
 @dataclass(frozen=True)
@@ -194,7 +218,7 @@ def parse_job_request(payload: Any) -> JobRequest:
         )
     single = "jobs" not in payload
     if single:
-        firing_keys = {key: payload[key] for key in ("schedule", "scheduledTime") if key in payload}
+        firing_keys = {key: payload[key] for key in FIRING_KEYS if key in payload}
         envelope_input: dict[str, Any] = {
             "jobs": [{k: v for k, v in payload.items() if k not in firing_keys}],
             **firing_keys,
@@ -230,6 +254,7 @@ def parse_job_request(payload: Any) -> JobRequest:
         jobs=jobs,
         schedule=envelope.schedule,
         scheduled_time=envelope.scheduledTime,
+        expect=envelope.expect,
         single=single,
     )
 

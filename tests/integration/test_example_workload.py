@@ -79,6 +79,7 @@ def test_with_defaults_nothing_runs_that_you_did_not_configure(local_stack: Loca
     ]
     assert enabled_schedules == []
     assert found["SubmitterFunctionNightlySchedule"]["State"] == "DISABLED"
+    assert found["WatchFunctionEveryFiveMinutes"]["State"] == "DISABLED"
     # and nothing enabled names an example: no input, target or pattern
     for logical_id, props in found.items():
         if props.get("State", "ENABLED") == "ENABLED":
@@ -185,6 +186,7 @@ def test_the_example_schedules_are_enabled_and_in_the_stacks_group(example: Exam
     }
     # and yours stays as you set it
     assert found["SubmitterFunctionNightlySchedule"]["State"] == "DISABLED"
+    assert found["WatchFunctionEveryFiveMinutes"]["State"] == "DISABLED"
 
 
 def test_the_example_loop_runs_end_to_end(example: Example, tmp_path: Path) -> None:

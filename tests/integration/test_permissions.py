@@ -39,6 +39,9 @@ class Proof:
     workloads: Workloads
     stack: DeployedStack
     runs: list[RoleRun]
+    #: ECS tasks of the workload's cluster before the runs (moto keeps one state per
+    #: process: other modules of this process may have run tasks there).
+    tasks_before: frozenset[str] = frozenset()
 
     def runs_of(self, function: str) -> list[RoleRun]:
         return [run for run in self.runs if run.function == function]
@@ -53,7 +56,10 @@ def proof() -> Iterator[Proof]:
         local_slack_secret(local, slack.url)
         workloads = create_workloads(local)
         stack = deploy_stack(local, overrides=workloads.overrides)
-        yield Proof(local, slack, workloads, stack, drive_functions(stack, workloads))
+        ecs, cluster = local.client("ecs"), workloads.ecs.cluster_arn
+        before = frozenset(ecs.list_tasks(cluster=cluster)["taskArns"])
+        runs = drive_functions(stack, workloads)
+        yield Proof(local, slack, workloads, stack, runs, before)
 
 
 @pytest.mark.parametrize(
@@ -100,10 +106,10 @@ def test_runs_as_role_do_their_work(proof: Proof) -> None:
     assert relaunch.result == {"batchItemFailures": []}
     ecs = proof.local.client("ecs")
     cluster = proof.workloads.ecs.cluster_arn
-    started = ecs.list_tasks(cluster=cluster, startedBy="batchwire-dispatch")["taskArns"]
-    assert len(started) == 3  # one per message of events/sqs-work-messages.json
-    everything = ecs.list_tasks(cluster=cluster)["taskArns"]
-    assert len(everything) == 3 + 2  # and the scheduled run and its relaunch
+    started = set(ecs.list_tasks(cluster=cluster, startedBy="batchwire-dispatch")["taskArns"])
+    assert len(started - proof.tasks_before) == 3  # one per message of sqs-work-messages.json
+    everything = set(ecs.list_tasks(cluster=cluster)["taskArns"])
+    assert len(everything - proof.tasks_before) == 3 + 2  # and the scheduled run and relaunch
 
 
 def test_report_names_used_unused_and_unevaluated_conditions_per_role(proof: Proof) -> None:
@@ -120,6 +126,13 @@ def test_report_names_used_unused_and_unevaluated_conditions_per_role(proof: Pro
         "RetrierFunctionRole",
         "ScalerFunctionRole",
         "SubmitterFunctionRole",
+        "WatchFunctionRole",
+    ]
+    # the watch's Scheduler calls are checked against its policies by the tool itself
+    watch_lines = [line for line in report if line.startswith("   checked against")]
+    assert watch_lines == [
+        "   checked against the role's policies by this tool, not by the engine (moto cannot "
+        "verify their signatures): scheduler:GetSchedule, scheduler:ListSchedules"
     ]
     assert summaries["SubmitterFunctionRole"].startswith(
         "SubmitterFunctionRole: used batch:SubmitJob, dynamodb:PutItem"
@@ -178,4 +191,26 @@ def test_a_role_missing_an_action_the_code_calls_fails_naming_function_and_actio
     # and the report says so
     assert "FAILED SubmitterFunction (role SubmitterFunctionRole) was denied batch:SubmitJob" in (
         format_permissions([run])
+    )
+
+
+def test_a_scheduler_action_the_role_lacks_fails_though_moto_cannot_check_it(
+    proof: Proof,
+) -> None:
+    # Given a template whose WatchFunction policy lost scheduler:GetSchedule
+    changed = copy.deepcopy(load_template())
+    policies = changed["Resources"]["WatchFunction"]["Properties"]["Policies"]
+    statements = policies[0]["Statement"]
+    statements[:] = [s for s in statements if s.get("Action") != "scheduler:GetSchedule"]
+    stack = deploy_stack(proof.local, changed, proof.workloads.overrides, variant="no-get")
+    from devtools.permissions import missed_firing_tick
+
+    # When the watch runs as that role with a schedule to read
+    run = run_as_role(stack, "WatchFunction", missed_firing_tick(stack, proof.workloads))
+
+    # Then it fails naming the function, its role and the action, checked by the tool
+    assert run.failure == (
+        "WatchFunction (role WatchFunctionRole) called scheduler:GetSchedule, which its "
+        "policies do not grant (checked by this tool: moto cannot verify these signatures); "
+        "grant it in the function's Policies"
     )

@@ -55,9 +55,11 @@ def test_the_template_deploys_and_is_wired_as_it_means(template: dict[str, Any],
     assert code == 0, report
     assert "stack batchwire-rehearsal-example: CREATE_COMPLETE" in report
     assert "cfn-lint + serverless rules on the transformed template: 0 findings" in report
-    assert "6 handlers imported" in report
+    assert "7 handlers imported" in report
+    assert "handlers imported with their layers (DependenciesLayer)" in report
+    assert "worked around for moto (1x): AWS::Lambda::LayerVersion" in report
     # and the types moto cannot create are named by type and count, not silently dropped
-    assert "4  AWS::Scheduler::Schedule" in report
+    assert "5  AWS::Scheduler::Schedule" in report
     assert "rehearsal passed" in report
 
 
@@ -111,6 +113,31 @@ def test_an_environment_value_the_handler_refuses_fails_naming_the_variable(
     assert code == 1
     assert "FAILED wiring: RetrierFunction: handler retrier.handler does not import" in report
     assert "RETRIER_MAX_ATTEMPTS" in report
+
+
+def test_a_dependency_the_layer_lacks_fails_the_handlers_that_import_it(
+    template: dict[str, Any], tmp_path: Path
+):
+    # Given a dependencies layer built from requirements that leave out msgspec (installed
+    # here all the same, as every requirement is: only the layer may bring it)
+    layer = tmp_path / "layer"
+    layer.mkdir()
+    requirements = (ROOT / "layer" / "requirements.txt").read_text().splitlines()
+    (layer / "requirements.txt").write_text(
+        "\n".join(line for line in requirements if not line.startswith("msgspec"))
+    )
+    broken = copy.deepcopy(template)
+    broken["Resources"]["DependenciesLayer"]["Properties"]["Content"] = str(layer)
+
+    # When it is rehearsed
+    code, report = rehearse(broken, tmp_path, "default")
+
+    # Then the handlers do not import from their package and layer, naming the module
+    assert code == 1
+    assert (
+        "FAILED wiring: SubmitterFunction: handler submitter.handler does not import: "
+        "ModuleNotFoundError: No module named 'msgspec'"
+    ) in report
 
 
 def rehearse_side_by_side(template: dict[str, Any], directory: Path) -> tuple[int, str]:

@@ -17,6 +17,7 @@ from moto import mock_aws
 
 from batchwire.chain import ChainLoopError, ChainRecordsFailed
 from batchwire.errors import ConfigurationError
+from batchwire.submission import SUBMISSION_TAG, submission_token
 from devtools.invoke import LocalContext
 from devtools.local_aws import REGION, LocalAws, create_batch_workload
 from devtools.template import ROOT
@@ -155,7 +156,12 @@ def test_sns_record_becomes_job_with_message_and_chain_position(
         f"sns:{message_id}",
         "1",
     )
-    assert job["tags"] == {"batchwire:chain-id": f"sns:{message_id}", "batchwire:chain-hop": "1"}
+    assert job["tags"] == {
+        "batchwire:chain-id": f"sns:{message_id}",
+        "batchwire:chain-hop": "1",
+        # the record's job can be found again by its submission (batchwire.submission)
+        SUBMISSION_TAG: submission_token(f"sns:{message_id}#feed-updated-download#0"),
+    }
 
 
 def test_published_chain_position_advances_one_hop(aws: InProcessAws, load_chainer: Loader) -> None:
@@ -623,3 +629,60 @@ def test_corrected_parameter_resumes_chaining(aws: InProcessAws, load_chainer: L
     # Then the records are chained as if nothing had happened in between
     assert response == {"batchItemFailures": []}
     assert len(jobs_in_queue(aws)) == 3
+
+
+def test_a_chained_job_is_recorded_under_the_chain_of_the_firing_that_started_it(
+    aws: InProcessAws, load_chainer: Loader
+) -> None:
+    # Given a run records table, and a job a firing submitted at the head of its chain
+    aws.client("dynamodb").create_table(
+        TableName="runs",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    rule = {
+        "name": "import-done-publish",
+        "match": {"jobName": "import-*"},
+        "submit": {
+            "jobName": "publish",
+            "jobQueue": "feeds",
+            "jobDefinition": "feedstream-Broadbean",
+        },
+    }
+    chainer = load_chainer(rule, RUNS_TABLE="runs")
+    head = aws.client("batch").submit_job(
+        jobName="import-20261123",
+        jobQueue="feeds",
+        jobDefinition="feedstream-Broadbean",
+        containerOverrides={
+            "environment": [
+                {"name": "BATCHWIRE_CHAIN_ID", "value": "firing-chain"},
+                {"name": "BATCHWIRE_CHAIN_HOP", "value": "0"},
+            ]
+        },
+    )
+    job = aws.client("batch").describe_jobs(jobs=[head["jobId"]])["jobs"][0]
+
+    # When the job succeeds, and EventBridge delivers that twice
+    event = succeeded_event(job)
+    first, again = invoke(chainer, event), invoke(chainer, event)
+
+    # Then the publish job is recorded once under the firing's chain, at hop 1, from the import
+    items = aws.client("dynamodb").query(
+        TableName="runs",
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "chain#firing-chain"}},
+    )["Items"]
+    published = [job for job in jobs_in_queue(aws) if job["jobName"] == "publish"]
+    assert len(published) == 1
+    assert [
+        (i["hop"]["N"], i["jobId"]["S"], i["upstream"]["S"], i["rule"]["S"]) for i in items
+    ] == [("1", published[0]["jobId"], head["jobId"], "import-done-publish")]
+    assert again["records"][0]["jobs"] == first["records"][0]["jobs"]

@@ -495,6 +495,68 @@ def test_redrive_failed_invocations_invokes_the_function_with_its_payload(
     empty(on_local_stack, "FailedInvocationsQueue")
 
 
+def test_redrive_scheduler_dead_letters_invokes_their_target_with_the_undelivered_input(
+    on_local_stack: Deployed, lambda_here: InProcessLambda, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a firing Scheduler could not deliver to the submitter (the input, with the
+    # target in TARGET_ARN), one whose target is not the stack's, and one without a target
+    empty(on_local_stack, "SchedulerDeadLetterQueue")
+    firing = {
+        "schedule": f"arn:aws:scheduler:{REGION}:{ACCOUNT_ID}:schedule/g/Undelivered",
+        "scheduledTime": "2026-03-02T02:00:00Z",
+        "jobs": [
+            {
+                "jobName": "undelivered-{scheduled_time:%Y%m%d}",
+                "jobQueue": on_local_stack.job_queue,
+                "jobDefinition": on_local_stack.job_definition,
+            }
+        ],
+    }
+
+    def target(arn: str) -> dict[str, Any]:
+        return {
+            "TARGET_ARN": {"DataType": "String", "StringValue": arn},
+            "ERROR_CODE": {"DataType": "String", "StringValue": "AWS.Lambda.TooManyRequests"},
+        }
+
+    sqs = on_local_stack.local.client("sqs")
+    url = on_local_stack.ids["SchedulerDeadLetterQueue"]
+    sqs.send_message(
+        QueueUrl=url,
+        MessageBody=json.dumps(firing),
+        MessageAttributes=target(on_local_stack.submitter_arn),
+    )
+    foreign = sqs.send_message(
+        QueueUrl=url,
+        MessageBody="{}",
+        MessageAttributes=target(f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:someone-else"),
+    )
+    unnamed = sqs.send_message(QueueUrl=url, MessageBody="{}")
+
+    # When the queue is redriven, after a dry run
+    assert run(["dlq", "redrive", "scheduler", "--dry-run", "--json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert lambda_here.calls == []
+    assert run(["dlq", "redrive", "scheduler", "--json"]) == 1
+    moved = json.loads(capsys.readouterr().out)
+
+    # Then the dry run moved nothing; the redrive ran the submitter once, asynchronously,
+    # with the undelivered input, and its job exists; the other two stay, each with why
+    assert len(planned["messages"]) == 3
+    assert lambda_here.calls == [{"function": "SubmitterFunction", "event": firing, "async": True}]
+    assert "undelivered-20260302" in submitted_jobs(on_local_stack).values()
+    why = {m["message_id"]: m["problem"] for m in moved["messages"] if not m["moved"]}
+    assert why == {
+        foreign["MessageId"]: f"its target arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:"
+        "someone-else is not a function of this stack",
+        unnamed["MessageId"]: "no TARGET_ARN message attribute: its target is unknown",
+    }
+    assert sorted(
+        m["MessageId"] for m in queue_messages(on_local_stack, "SchedulerDeadLetterQueue")
+    ) == sorted([foreign["MessageId"], unnamed["MessageId"]])
+    empty(on_local_stack, "SchedulerDeadLetterQueue")
+
+
 def test_redrive_refuses_a_queue_it_cannot_replay_faithfully(
     on_local_stack: Deployed, capsys: pytest.CaptureFixture[str]
 ) -> None:

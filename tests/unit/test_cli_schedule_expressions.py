@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from batchwire_cli.schedule_expressions import ScheduleExpressionError, parse_schedule
+from batchwire.schedule_expressions import ScheduleExpressionError, parse_schedule
 
 
 def utc(text: str) -> datetime:

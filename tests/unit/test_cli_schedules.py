@@ -109,18 +109,19 @@ def rows(on_local_stack: Deployed) -> dict[str, dict[str, Any]]:
 
 
 def test_every_schedule_of_the_stack_is_listed(rows: dict[str, dict[str, Any]]) -> None:
-    # the five in the group (the template's four and the test's unreadable one), and the
+    # the six in the group (the template's five and the test's unreadable one), and the
     # stack's one rule with a ScheduleExpression (the event pattern rules of the chainer,
     # notifier and retrier are not schedules)
     assert {name.split("-")[0] for name in rows} == {
         "SubmitterFunctionNightlySchedule",
         "ScalerFunctionEveryMinute",
+        "WatchFunctionEveryFiveMinutes",
         "ExampleNightlySchedule",
         "ExampleTaskSchedule",
         "Broken",
         "ExampleCronRule",
     }
-    assert sum(row["kind"] == "scheduler" for row in rows.values()) == 5
+    assert sum(row["kind"] == "scheduler" for row in rows.values()) == 6
     [rule] = [row for row in rows.values() if row["kind"] == "rule"]
     assert rule["logical_id"] == "ExampleCronRule"
 
@@ -192,7 +193,7 @@ def test_schedules_json_is_complete(
     listed = json.loads(capsys.readouterr().out)
     assert listed["stack"] == on_local_stack.name
     assert listed["schedule_group"] == on_local_stack.group
-    assert len(listed["schedules"]) == 6  # five in the group, one cron rule
+    assert len(listed["schedules"]) == 7  # six in the group, one cron rule
     for row in listed["schedules"]:
         assert set(row) == {
             "kind",
@@ -206,6 +207,7 @@ def test_schedules_json_is_complete(
             "state",
             "jobs",
             "submits",
+            "last_firing",
         }
 
 
@@ -240,7 +242,7 @@ def test_schedules_end_to_end_as_a_subprocess(on_local_stack: Deployed) -> None:
     )
 
     assert done.returncode == 0, done.stderr
-    assert len(json.loads(done.stdout)["schedules"]) == 6
+    assert len(json.loads(done.stdout)["schedules"]) == 7
 
 
 def test_without_a_group_output_rules_are_still_listed(
@@ -253,3 +255,37 @@ def test_without_a_group_output_rules_are_still_listed(
     listed = list_schedules(stack, NOW)
 
     assert [row["kind"] for row in listed] == ["rule"]
+
+
+def test_each_schedule_shows_its_last_recorded_firing_and_its_jobs(
+    on_local_stack: Deployed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the example's nightly schedule fired yesterday (its input, as Scheduler fills it)
+    from datetime import timedelta
+
+    from devtools.watched import firing_event
+    from tests.integration.invoke import invoke_stack
+
+    name = f"{on_local_stack.name}-ExampleNightlySchedule"
+    schedule = on_local_stack.local.client("scheduler").get_schedule(
+        Name=name, GroupName=on_local_stack.group
+    )
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).replace(second=0, microsecond=0)
+    event = tmp_path / "firing.json"
+    event.write_text(json.dumps(firing_event(schedule, yesterday)))
+    fired = invoke_stack(on_local_stack.local, on_local_stack.name, "SubmitterFunction", event)
+    assert fired.returncode == 0, fired.stderr[-2000:]
+
+    # When the schedules are listed
+    assert run(["schedules", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["schedules"]}
+
+    # Then that schedule's row holds the firing, its jobs and their status; others have none
+    last = rows[name]["last_firing"]
+    assert last["scheduled_time"] == yesterday.isoformat()
+    assert last["chain_id"] == fired.result["chainId"]
+    assert [(job["job_name"], job["hop"]) for job in last["jobs"]] == [
+        (job["jobName"], 0) for job in fired.result["jobs"]
+    ]
+    assert all(job["status"] for job in last["jobs"])
+    assert rows["WatchFunctionEveryFiveMinutes"]["last_firing"] is None

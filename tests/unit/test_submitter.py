@@ -18,6 +18,8 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from batchwire.errors import RequestError
+from batchwire.submission import SUBMISSION_TAG, submission_token
 from devtools.invoke import LocalContext
 from devtools.local_aws import create_batch_workload, regional_client
 from tests.emf import metric_totals
@@ -119,13 +121,26 @@ def test_blueprint_constant_input_submits_lambda_broadbean_to_feeds(submitter: S
     assert job["jobDefinition"].endswith(":job-definition/feedstream-Broadbean:1")
     assert {"name": "PARALLELISM", "value": "15"} in job["container"]["environment"]
     assert job["parameters"] == {"feed": "broadbean"}
+    chain = result["chainId"]
     assert submitter.sent == [
         {
             "jobName": "Lambda-Broadbean",
             "jobQueue": "feeds",
             "jobDefinition": "feedstream-Broadbean",
-            "containerOverrides": {"environment": [{"name": "PARALLELISM", "value": "15"}]},
+            "containerOverrides": {
+                "environment": [
+                    {"name": "PARALLELISM", "value": "15"},
+                    {"name": "BATCHWIRE_CHAIN_ID", "value": chain},
+                    {"name": "BATCHWIRE_CHAIN_HOP", "value": "0"},
+                ]
+            },
             "parameters": {"feed": "broadbean"},
+            "tags": {
+                "batchwire:chain-id": chain,
+                "batchwire:chain-hop": "0",
+                # the firing's job #0 can be found again by its submission (batchwire.submission)
+                SUBMISSION_TAG: submission_token(f"{result['firing']}#0"),
+            },
         }
     ]
 
@@ -142,16 +157,22 @@ def test_scheduler_firing_passes_the_whole_submitjob_surface(submitter: Submitte
     )
 
     # When it fires
-    submitter.fire(event)
+    result = submitter.fire(event)
+    chain = result["chainId"]
 
-    # Then SubmitJob received exactly those fields, with the name rendered from the scheduled time
+    # Then SubmitJob received exactly those fields, with the name rendered from the scheduled
+    # time and the job's place at the start of the firing's chain added
     assert submitter.sent[0] == {
         "jobName": "nightly-20261123",
         "jobQueue": "feeds",
         "jobDefinition": "feedstream-Broadbean",
         "containerOverrides": {
             "command": ["python", "-m", "feedstream", "import", "--since", "Ref::since"],
-            "environment": [{"name": "PARALLELISM", "value": "15"}],
+            "environment": [
+                {"name": "PARALLELISM", "value": "15"},
+                {"name": "BATCHWIRE_CHAIN_ID", "value": chain},
+                {"name": "BATCHWIRE_CHAIN_HOP", "value": "0"},
+            ],
             "resourceRequirements": [
                 {"type": "VCPU", "value": "1"},
                 {"type": "MEMORY", "value": "2048"},
@@ -161,7 +182,12 @@ def test_scheduler_firing_passes_the_whole_submitjob_surface(submitter: Submitte
         "arrayProperties": {"size": 4},
         "retryStrategy": {"attempts": 2, "evaluateOnExit": [{"onExitCode": "3", "action": "EXIT"}]},
         "timeout": {"attemptDurationSeconds": 3600},
-        "tags": {"team": "feeds"},
+        "tags": {
+            "team": "feeds",
+            "batchwire:chain-id": chain,
+            "batchwire:chain-hop": "0",
+            SUBMISSION_TAG: submission_token(f"{result['firing']}#0"),
+        },
         "propagateTags": True,
         "schedulingPriorityOverride": 10,
         "shareIdentifier": "feeds",
@@ -342,3 +368,22 @@ def test_missing_table_setting_names_the_variable(
     # When it starts, Then the error names the variable
     with pytest.raises(Exception, match="IDEMPOTENCY_TABLE is not set"):
         load_submitter()
+
+
+def test_a_job_with_no_room_for_the_chain_tags_is_refused_before_any_submission(
+    submitter: Submitter,
+) -> None:
+    # Given a firing whose second job has 49 tags of its own (Batch allows 50 in all)
+    event = load_event("schedule.json")
+    event["jobs"][1]["tags"] = {f"team-{n}": "feeds" for n in range(49)}
+
+    # When it fires
+    with pytest.raises(RequestError) as refused:
+        submitter.fire(event)
+
+    # Then nothing was submitted, and the error names the job and the limit
+    assert refused.value.problems == [
+        "jobs[1].tags: 49 tags; batchwire adds 2 (the chain id and hop) and Batch allows 50, "
+        "so a job may have 48 of its own"
+    ]
+    assert submitter.sent == []
