@@ -58,7 +58,6 @@ VARIANTS: dict[str, dict[str, str]] = {
 }
 ARTIFACT_BUCKET = "batchwire-rehearsal-artifacts"
 #: Key prefix of a layer's placeholder object: the rest of the key is its local folder.
-UNPACKAGED = "unpackaged/"
 WORK_DIR = ROOT / ".aws-sam" / "rehearsal"
 #: The only parameter without a default: a secret made in the local Secrets Manager.
 SLACK_SECRET_NAME = "batchwire/slack-webhook"
@@ -83,8 +82,9 @@ def transform(template: dict[str, Any], parameters: Mapping[str, str]) -> dict[s
     """``template`` after the SAM transform, offline, as CloudFormation will receive it.
 
     A local CodeUri stands for the S3 object that ``sam package`` uploads, as in
-    ``sam validate``, and so does a layer's local Content (its key keeps the folder, for
-    ``package_layers``); managed policy names resolve to their ARNs without asking IAM.
+    ``sam validate``; a layer's local Content is left as the template has it (what cfn-lint
+    sees; ``package_layers`` uploads it); managed policy names resolve to their ARNs
+    without asking IAM.
     """
     import copy
 
@@ -100,14 +100,6 @@ def transform(template: dict[str, Any], parameters: Mapping[str, str]) -> dict[s
     ]:
         if isinstance(part.get("CodeUri"), str):
             part["CodeUri"] = f"s3://{ARTIFACT_BUCKET}/code.zip"
-    for resource in source.get("Resources", {}).values():
-        content = resource.get("Properties", {}).get("Content")
-        if resource.get("Type") == "AWS::Lambda::LayerVersion" and isinstance(content, str):
-            # as for CodeUri: the object sam package uploads; package_layers builds it
-            resource["Properties"]["Content"] = {
-                "S3Bucket": ARTIFACT_BUCKET,
-                "S3Key": f"{UNPACKAGED}{content}",
-            }
     session = boto3.Session(
         region_name=REGION, aws_access_key_id="offline", aws_secret_access_key="offline"
     )
@@ -228,8 +220,6 @@ def package_layers(local: LocalAws, template: dict[str, Any]) -> dict[str, str]:
         if resource["Type"] != "AWS::Lambda::LayerVersion":
             continue
         content = resource["Properties"].get("Content")
-        if isinstance(content, dict) and str(content.get("S3Key")).startswith(UNPACKAGED):
-            content = content["S3Key"].removeprefix(UNPACKAGED)
         if not isinstance(content, str):
             continue  # an S3 object of its own: nothing to build
         keys[logical_id] = _upload(local, host_layer(str(ROOT / content), logical_id))

@@ -81,3 +81,26 @@ def test_aws_managed_powertools_is_the_pinned_version_for_arm64_and_python313() 
         f"{{{{resolve:ssm:/aws/service/powertools/python/arm64/python3.13/{pinned.group(1)}}}}}"
     )
     assert all(found == [managed, "ExtraDependenciesLayer"] for found in layers.values()), layers
+
+
+def test_the_rehearsal_lints_the_layers_local_content_as_cloudformation_receives_it() -> None:
+    # Given the template as it is, and a copy whose layers lost their lint note
+    import copy
+
+    from devtools.rehearse import lint, stack_parameters, transform
+
+    template = load_template()
+    bare = copy.deepcopy(template)
+    for name in ("DependenciesLayer", "ExtraDependenciesLayer"):
+        bare["Resources"][name]["Metadata"].pop("cfn-lint")
+
+    # When each is transformed and linted as the rehearsal does (both layer choices)
+    def findings(source: dict[str, Any], layer: str) -> list[str]:
+        secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:batchwire/slack-AbCdEf"
+        overrides = {"PowertoolsLayer": layer, "SlackWebhookSecretArn": secret}
+        return lint(transform(source, stack_parameters(source, overrides)))
+
+    # Then the template is clean, and the layer's local folder is what cfn-lint saw
+    assert findings(template, "built") == []
+    assert findings(template, "aws-managed") == []
+    assert any(" W3002 " in finding for finding in findings(bare, "built"))
