@@ -82,7 +82,9 @@ def running_local_stack(
     turns it on); the Batch queue and definitions are the defaults the sample events
     name (``feeds``, ``feedstream-Broadbean``, ``feedstream-consumer``), and their chain
     rules are kept in SSM, as ChainRulesParameterName reads them. A queue ``consumers-work``
-    and the service ``batch-jobs/consumers`` (0 tasks) are the scaler's pair.
+    and the service ``batch-jobs/consumers`` (0 tasks) are the scaler's pair. With
+    ``ExampleWorkload=on`` the example's tasks run in the workload's subnet and group unless
+    ``ExampleSubnetIds``/``ExampleSecurityGroupIds`` say otherwise.
     """
     with moto_server() as local, slack_receiver() as slack:
         batch = create_batch_workload(local.client)
@@ -100,6 +102,9 @@ def running_local_stack(
             "DispatcherSecurityGroupIds": ecs.security_group,
             **(parameters or {}),
         }
+        if values.get("ExampleWorkload") == "on":  # its tasks run where the others do
+            values.setdefault("ExampleSubnetIds", ecs.subnet)
+            values.setdefault("ExampleSecurityGroupIds", ecs.security_group)
         stack = deploy_local_stack(local, values, stack_name)
         yield LocalStack(local=local, stack=stack, slack=slack, ecs=ecs, batch=batch)
 

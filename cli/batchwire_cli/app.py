@@ -13,7 +13,7 @@ from typing import NoReturn
 
 from batchwire_cli import __version__
 from batchwire_cli.errors import EXIT_FAILURE, EXIT_USAGE, CliError
-from batchwire_cli.runs import list_runs, parse_since, print_runs, progress
+from batchwire_cli.runs import list_runs, parse_since, print_runs
 from batchwire_cli.stack import Stack, read_stack, resolve_target
 
 DESCRIPTION = (
@@ -199,7 +199,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command in ("pause", "resume", "run-now"):
         return _schedule_action(args, stack, as_json)
     if args.command == "runs":
-        with progress(f"reading the runs of stack {stack.name}") as report:
+        with output.progress(f"reading the runs of stack {stack.name}") as report:
             runs = list_runs(stack, args.since, report=report)
         if as_json:
             output.print_json({"stack": stack.name, **runs})
@@ -212,7 +212,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.dlq_command == "redrive":
             from batchwire_cli.redrive import redrive_queue
 
-            moved = redrive_queue(stack, args.queue, args.dry_run, args.max)
+            with output.progress(f"redriving queue {args.queue}") as report:
+                moved = redrive_queue(stack, args.queue, args.dry_run, args.max, report)
             if as_json:
                 output.print_json({"stack": stack.name, **moved})
             else:
@@ -227,13 +228,15 @@ def _dispatch(args: argparse.Namespace) -> int:
                 return EXIT_FAILURE
             return 0
         if args.dlq_command == "show":
-            shown = show_queue(stack, args.queue, args.max)
+            with output.progress(f"reading queue {args.queue}") as report:
+                shown = show_queue(stack, args.queue, args.max, report=report)
             if as_json:
                 output.print_json({"stack": stack.name, **shown})
             else:
                 output.print_messages(_stack_line(stack), shown)
             return 0
-        rows = queue_depths(stack)
+        with output.progress(f"reading the failure queues of stack {stack.name}") as report:
+            rows = queue_depths(stack, report=report)
         if as_json:
             output.print_json({"stack": stack.name, "queues": rows})
         else:
@@ -241,8 +244,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     from batchwire_cli.schedules import attach_last_firings, list_schedules, scheduler_group
 
-    rows = list_schedules(stack)
-    attach_last_firings(stack, rows)
+    with output.progress(f"reading the schedules of stack {stack.name}") as report:
+        rows = list_schedules(stack, report=report)
+        attach_last_firings(stack, rows, report=report)
     group = scheduler_group(stack)
     if as_json:
         output.print_json({"stack": stack.name, "schedule_group": group, "schedules": rows})

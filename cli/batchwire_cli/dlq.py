@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from batchwire_cli.errors import EXIT_USAGE, CliError
+from batchwire_cli.output import Report, silent
 from batchwire_cli.redact import redact
 from batchwire_cli.stack import Stack, aws_errors
 
@@ -111,15 +112,16 @@ def _queue_url(stack: Stack, queue: FailureQueue) -> str | None:
     return stack.physical_id(queue.logical_id) or stack.outputs.get(f"{queue.logical_id}Url")
 
 
-def queue_depths(stack: Stack, now: datetime | None = None) -> list[dict[str, Any]]:
+def queue_depths(
+    stack: Stack, now: datetime | None = None, report: Report = silent
+) -> list[dict[str, Any]]:
     """Each deployed failure queue with its depth and oldest message; non-empty ones first."""
     now = now or datetime.now(UTC)
     sqs = stack.target.client("sqs")
     rows = []
-    for queue in FAILURE_QUEUES:
-        url = _queue_url(stack, queue)
-        if url is None:
-            continue  # not deployed with this stack's parameters
+    deployed = [(q, url) for q in FAILURE_QUEUES if (url := _queue_url(stack, q)) is not None]
+    for number, (queue, url) in enumerate(deployed, start=1):
+        report(f"reading queue {queue.logical_id} ({number} of {len(deployed)})")
         with aws_errors(stack.target, f"reading queue {queue.logical_id}"):
             attributes = sqs.get_queue_attributes(
                 QueueUrl=url,
@@ -227,7 +229,9 @@ def describe_message(message: dict[str, Any], now: datetime) -> dict[str, Any]:
     return redacted
 
 
-def show_queue(stack: Stack, name: str, limit: int, now: datetime | None = None) -> dict[str, Any]:
+def show_queue(
+    stack: Stack, name: str, limit: int, now: datetime | None = None, report: Report = silent
+) -> dict[str, Any]:
     """Up to ``limit`` messages of one failure queue, oldest first, never consumed."""
     now = now or datetime.now(UTC)
     queue = find_failure_queue(name)
@@ -237,6 +241,7 @@ def show_queue(stack: Stack, name: str, limit: int, now: datetime | None = None)
             f"queue {queue.short_name} ({queue.logical_id}) is not deployed in stack {stack.name}"
         )
     sqs = stack.target.client("sqs")
+    report(f"reading queue {queue.logical_id}")
     with aws_errors(stack.target, f"reading queue {queue.logical_id}"):
         try:
             attributes = sqs.get_queue_attributes(
@@ -253,6 +258,7 @@ def show_queue(stack: Stack, name: str, limit: int, now: datetime | None = None)
                 "its maxReceiveCount; read it in the SQS console instead"
             )
         depth = int(attributes.get("ApproximateNumberOfMessages", 0))
+        report(f"peeking at {min(limit, depth)} of the {depth} message(s) of {queue.logical_id}")
         messages = peek(sqs, url, limit, depth)
     return {
         "queue": queue.logical_id,
@@ -262,21 +268,3 @@ def show_queue(stack: Stack, name: str, limit: int, now: datetime | None = None)
         "depth": depth,
         "messages": [describe_message(m, now) for m in messages],
     }
-
-
-def age_in_words(seconds: int | None, at_least: bool = False) -> str:
-    """``3 h 12 min`` (``at least`` when older ones may be unseen), ``-`` when unknown."""
-    if seconds is None:
-        return "-"
-    days, rest = divmod(max(seconds, 0), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        text = f"{days} d {hours} h"
-    elif hours:
-        text = f"{hours} h {minutes} min"
-    elif minutes:
-        text = f"{minutes} min"
-    else:
-        text = f"{secs} s"
-    return f"at least {text}" if at_least else text

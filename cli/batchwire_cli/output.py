@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,12 +18,46 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from batchwire_cli.dlq import age_in_words
+#: Told what a command is reading now (``progress`` shows it; the default says nothing).
+Report = Callable[[str], None]
+
+
+def silent(_text: str) -> None:
+    """A Report that says nothing: what a command reads when nobody watches."""
+    return None
 
 
 def console() -> Console:
     # created per call, so it writes to the sys.stdout of the moment (tests capture it)
     return Console(file=sys.stdout, highlight=False, markup=False, soft_wrap=False)
+
+
+@contextlib.contextmanager
+def progress(what: str, console: Console | None = None) -> Iterator[Report]:
+    """A spinner on stderr saying what is being read; the ``report(text)`` it yields updates
+    it. rich shows it on a terminal only (nothing reaches a pipe, a log or ``--json``
+    stdout) and clears it when the block ends."""
+    shown = console or Console(file=sys.stderr, highlight=False, markup=False)
+    with shown.status(Text(what)) as status:
+        yield lambda text: status.update(Text(text))
+
+
+def age_in_words(seconds: int | None, at_least: bool = False) -> str:
+    """``3 h 12 min`` (``at least`` when older ones may be unseen), ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    days, rest = divmod(max(seconds, 0), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        text = f"{days} d {hours} h"
+    elif hours:
+        text = f"{hours} h {minutes} min"
+    elif minutes:
+        text = f"{minutes} min"
+    else:
+        text = f"{secs} s"
+    return f"at least {text}" if at_least else text
 
 
 def print_json(value: Any) -> None:

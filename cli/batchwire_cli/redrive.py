@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from batchwire_cli import invoker
 from batchwire_cli.dlq import RECEIVE_BATCH, FailureQueue, find_failure_queue, peek
 from batchwire_cli.errors import CliError
+from batchwire_cli.output import Report, silent
 from batchwire_cli.stack import Stack, aws_errors
 
 #: Failure queues that are an SQS queue's dead-letter queue, and that queue.
@@ -145,7 +146,11 @@ def _move_task(stack: Stack, sqs: Any, queue: FailureQueue, url: str) -> dict[st
 
 
 def redrive_queue(
-    stack: Stack, name: str, dry_run: bool = False, limit: int | None = None
+    stack: Stack,
+    name: str,
+    dry_run: bool = False,
+    limit: int | None = None,
+    report: Report = silent,
 ) -> dict[str, Any]:
     """Move up to ``limit`` (all) messages of a failure queue back; ``dry_run`` moves nothing."""
     queue = find_failure_queue(name)
@@ -162,6 +167,7 @@ def redrive_queue(
         "method": "messages",
         "messages": [],
     }
+    report(f"reading queue {queue.logical_id}")
     if queue.logical_id in SQS_SOURCES and not dry_run and limit is None:
         task = _move_task(stack, sqs, queue, url)
         if task is not None:
@@ -176,6 +182,7 @@ def redrive_queue(
                 )["Attributes"]["ApproximateNumberOfMessages"]
             )
             wanted = depth if limit is None else min(limit, depth)
+            report(f"peeking at {wanted} of the {depth} message(s) of {queue.logical_id}")
             functions = _functions(stack)
             for message in peek(sqs, url, max(wanted, 1), depth):
                 destination, where = _destination(queue, message, functions)
@@ -183,7 +190,7 @@ def redrive_queue(
                     _row(message, where, moved=False, problem=None if destination else where)
                 )
             return result
-        _move_messages(stack, sqs, queue, url, limit, rows)
+        _move_messages(stack, sqs, queue, url, limit, rows, report)
     return result
 
 
@@ -203,6 +210,7 @@ def _move_messages(
     url: str,
     limit: int | None,
     rows: list[dict[str, Any]],
+    report: Report,
 ) -> None:
     seen: set[str] = set()
     empty_receives = 0
@@ -224,6 +232,7 @@ def _move_messages(
         for message in new:
             seen.add(message["MessageId"])
             destination, where = _destination(queue, message, functions)
+            report(f"redriving queue {queue.logical_id}: message {len(rows) + 1}")
             problem = where if destination is None else _resend(stack, sqs, destination, message)
             if problem is None:
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])

@@ -17,22 +17,20 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
-from rich.console import Console
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from batchwire.alerts import batch_job_link
 from batchwire_cli import output
-from batchwire_cli.dlq import age_in_words
 from batchwire_cli.errors import CliError
+from batchwire_cli.output import Report, age_in_words, silent
 from batchwire_cli.stack import Stack, aws_errors
 
 #: Batch answers DescribeJobs for at most this many job ids a call.
@@ -63,19 +61,6 @@ def parse_since(text: str) -> timedelta:
     return timedelta(minutes=minutes)
 
 
-def _silent(_message: str) -> None:
-    return None
-
-
-@contextmanager
-def progress(what: str, console: Console | None = None) -> Iterator[Callable[[str], None]]:
-    """A spinner on stderr saying what is being read; the ``report(text)`` it yields updates
-    it. rich shows it on a terminal only (nothing reaches a pipe or a log) and clears it."""
-    shown = console or Console(file=sys.stderr, highlight=False, markup=False)
-    with shown.status(Text(what)) as status:
-        yield lambda text: status.update(Text(text))
-
-
 def runs_table(stack: Stack) -> str:
     """The name of the stack's RunsTable; CliError when the stack has none."""
     name = stack.physical_id("RunsTable") or stack.outputs.get("RunsTableName")
@@ -87,19 +72,12 @@ def runs_table(stack: Stack) -> str:
     return name
 
 
-def job_console_url(region: str, job_id: str) -> str:
-    """The Batch console's page of one job."""
-    return (
-        f"https://{region}.console.aws.amazon.com/batch/home?region={region}#jobs/detail/{job_id}"
-    )
-
-
 def _query(
     dynamodb: Any,
     table: str,
     pk: str,
     sk_from: str | None,
-    report: Callable[[str], None],
+    report: Report,
     saying: str,
 ) -> list[dict[str, Any]]:
     """Every item of partition ``pk`` (from sort key ``sk_from`` on), all pages."""
@@ -146,9 +124,7 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def describe_jobs(
-    batch: Any, job_ids: Iterable[str], report: Callable[[str], None]
-) -> dict[str, dict[str, Any]]:
+def describe_jobs(batch: Any, job_ids: Iterable[str], report: Report) -> dict[str, dict[str, Any]]:
     """What Batch says of each job id it still knows, by id (100 ids a call)."""
     wanted = sorted({job_id for job_id in job_ids if job_id})
     known: dict[str, dict[str, Any]] = {}
@@ -290,7 +266,7 @@ def list_runs(
     stack: Stack,
     since: timedelta,
     now: datetime | None = None,
-    report: Callable[[str], None] = _silent,
+    report: Report = silent,
 ) -> dict[str, Any]:
     """Every firing scheduled within ``since`` before ``now``, with its jobs and the jobs
     chained from them (status, times, console link); failed firings first, then newest."""
@@ -362,7 +338,7 @@ def list_runs(
         job.update(_batch_view(batch_job, now))
         if not job["job_name"] and batch_job:
             job["job_name"] = _text(batch_job.get("jobName"))
-        job["console_url"] = job_console_url(region, job["job_id"]) if job["job_id"] else None
+        job["console_url"] = batch_job_link(region, job["job_id"]) if job["job_id"] else None
     for run in runs:
         run["outcome"] = _outcome(run["jobs"])
         run["failed"] = run["outcome"] == "failed"
@@ -456,4 +432,4 @@ def print_runs(stack_line: str, runs: dict[str, Any]) -> None:
     out.print(table)
     failed = sum(firing["failed"] for firing in firings)
     out.print(f"{len(firings)} firing(s) since {since}, {failed} failed; failed first, then newest")
-    out.print(f"console links: {job_console_url(runs['region'], '<job id>')}")
+    out.print(f"console links: {batch_job_link(runs['region'], '')}<job id>")

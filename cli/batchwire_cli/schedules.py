@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from batchwire.schedule_expressions import ScheduleExpressionError, parse_schedule
+from batchwire_cli.output import Report, silent
 from batchwire_cli.stack import Stack, aws_errors
 
 FIRINGS = 3
@@ -118,7 +119,9 @@ def scheduler_group(stack: Stack) -> str | None:
     return stack.outputs.get("ScheduleGroupName") or stack.physical_id("ScheduleGroup")
 
 
-def list_schedules(stack: Stack, now: datetime | None = None) -> list[dict[str, Any]]:
+def list_schedules(
+    stack: Stack, now: datetime | None = None, report: Report = silent
+) -> list[dict[str, Any]]:
     """Every schedule of the stack, Scheduler schedules first, each kind by name."""
     now = now or datetime.now(UTC)
     rows: list[dict[str, Any]] = []
@@ -127,12 +130,14 @@ def list_schedules(stack: Stack, now: datetime | None = None) -> list[dict[str, 
     if group:
         scheduler = stack.target.client("scheduler")
         with aws_errors(stack.target, f"listing schedules of group {group}"):
+            report(f"listing the schedules of group {group}")
             names = [
                 summary["Name"]
                 for page in scheduler.get_paginator("list_schedules").paginate(GroupName=group)
                 for summary in page["Schedules"]
             ]
-            for name in sorted(names):
+            for number, name in enumerate(sorted(names), start=1):
+                report(f"reading schedule {number} of {len(names)}: {name}")
                 schedule = scheduler.get_schedule(Name=name, GroupName=group)
                 expression = schedule["ScheduleExpression"]
                 # a rate counts from StartDate, else from the schedule's creation
@@ -154,7 +159,9 @@ def list_schedules(stack: Stack, now: datetime | None = None) -> list[dict[str, 
                     )
                 )
     events = stack.target.client("events")
-    for resource in sorted(stack.of_type("AWS::Events::Rule"), key=lambda r: r.physical_id):
+    rules = sorted(stack.of_type("AWS::Events::Rule"), key=lambda r: r.physical_id)
+    for number, resource in enumerate(rules, start=1):
+        report(f"reading rule {number} of {len(rules)}: {resource.logical_id}")
         bus, _, rule_name = resource.physical_id.rpartition("|")
         bus_args = {"EventBusName": bus} if bus else {}
         with aws_errors(stack.target, f"reading rule {resource.logical_id}"):
@@ -184,7 +191,7 @@ LAST_FIRING_WITHIN = timedelta(days=8)
 
 
 def attach_last_firings(
-    stack: Stack, rows: list[dict[str, Any]], now: datetime | None = None
+    stack: Stack, rows: list[dict[str, Any]], now: datetime | None = None, report: Report = silent
 ) -> bool:
     """Give each Scheduler row ``last_firing``: its newest recorded firing within
     LAST_FIRING_WITHIN (scheduled time, outcome, each job's name and status), or None.
@@ -193,7 +200,7 @@ def attach_last_firings(
 
     if not stack.physical_id("RunsTable") and "RunsTableName" not in stack.outputs:
         return False
-    firings = list_runs(stack, LAST_FIRING_WITHIN, now)["firings"]
+    firings = list_runs(stack, LAST_FIRING_WITHIN, now, report)["firings"]
     newest: dict[str, dict[str, Any]] = {}
     for firing in firings:
         held = newest.get(firing["schedule"])

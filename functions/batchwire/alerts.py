@@ -145,6 +145,7 @@ def cloudwatch_stream_link(region: str, group: str, stream: str) -> str:
 
 
 def batch_job_link(region: str, job_id: str) -> str:
+    """The Batch console's page of one job (alerts link it; ``batchwire runs`` shows it)."""
     return (
         f"https://{region}.console.aws.amazon.com/batch/home?region={region}"
         f"#jobs/detail/{quote(job_id, safe='')}"

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -94,7 +95,7 @@ class Finding:
             "overdue": "run-overdue",
             "disabled": "schedule-disabled",
         }[self.verdict]
-        local = self.scheduled_time.astimezone(_zone_of(self.schedule.timezone))
+        local = self.scheduled_time.astimezone(ZoneInfo(self.schedule.timezone))
         return {
             "kind": kind,
             "schedule": self.schedule.name,
@@ -188,17 +189,66 @@ class _Run:
     jobs: list[RecordedJob] = field(default_factory=list)
 
 
+def firings_to_judge(schedule: WatchedSchedule, now: datetime) -> list[datetime]:
+    """The firings of an ENABLED ``schedule`` that may be due a verdict at ``now``: from
+    LOOKBACK_MARGIN before its longest deadline (or its last change) to its shortest one.
+    A schedule that is not ENABLED has none (its verdict is on the schedule itself)."""
+    if schedule.state != "ENABLED":
+        return []
+    grace = timedelta(minutes=schedule.expect.grace_minutes)
+    within = timedelta(minutes=schedule.expect.withinMinutes)
+    window_from = max(now - max(grace, within) - LOOKBACK_MARGIN, schedule.changed_at)
+    return expected_firings(schedule, window_from, now - min(grace, within))
+
+
+class RecordedFirings:
+    """The firing records of one tick, from ``since`` to ``now``, by schedule and time.
+
+    Firings are kept in one partition per UTC day, shared by every schedule: a tick reads
+    each day it needs once (a Query with its pages), when the first schedule looks, and
+    every schedule it judges takes its own firings from what was read.
+    """
+
+    def __init__(self, records: RunRecords, since: datetime, now: datetime) -> None:
+        self.records = records
+        self.since = since
+        self.now = now
+        self._by_schedule: dict[str, dict[str, Mapping[str, Any]]] | None = None
+
+    def of(self, schedule: WatchedSchedule) -> dict[str, _Run]:
+        """The schedule's recorded firings from ``since`` on, by scheduled time."""
+        if self._by_schedule is None:
+            self._by_schedule = self._read()
+        return {
+            scheduled: _Run(item)
+            for scheduled, item in self._by_schedule.get(schedule.arn, {}).items()
+        }
+
+    def _read(self) -> dict[str, dict[str, Mapping[str, Any]]]:
+        by_schedule: dict[str, dict[str, Mapping[str, Any]]] = {}
+        day = self.since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        while day <= self.now:
+            for item in self.records.firings_on(day, self.since):
+                arn = str(item.get("scheduleArn", {}).get("S") or "")
+                by_schedule.setdefault(arn, {})[item["scheduledTime"]["S"]] = item
+            day += timedelta(days=1)
+        return by_schedule
+
+
 def check_schedule(
     schedule: WatchedSchedule,
     *,
     now: datetime,
     records: RunRecords,
     describe_jobs: Callable[[Sequence[str]], Sequence[Mapping[str, Any]]],
+    recorded: RecordedFirings | None = None,
 ) -> list[Finding]:
     """Every verdict on ``schedule`` that is due at ``now`` and not given before.
 
     ``ok`` findings are verdicts too (recorded, never posted): a firing judged once is not
     judged again. Runs still within their deadline and not yet all succeeded get none.
+    ``recorded``: the firings one tick read for all its schedules; without it, or when it
+    starts later than this schedule's first firing to judge, they are read here.
     """
     if schedule.state != "ENABLED":
         if timestamp(schedule.changed_at) in records.verdicts(schedule.name, schedule.changed_at):
@@ -207,12 +257,13 @@ def check_schedule(
     expect = schedule.expect
     grace = timedelta(minutes=expect.grace_minutes)
     within = timedelta(minutes=expect.withinMinutes)
-    window_from = max(now - max(grace, within) - LOOKBACK_MARGIN, schedule.changed_at)
-    firings = expected_firings(schedule, window_from, now - min(grace, within))
+    firings = firings_to_judge(schedule, now)
     if not firings:
         return []
     judged = records.verdicts(schedule.name, firings[0])
-    runs = _recorded_runs(schedule, records, firings[0], now)
+    if recorded is None or recorded.since > firings[0] or recorded.now != now:
+        recorded = RecordedFirings(records, firings[0], now)
+    runs = recorded.of(schedule)
     findings: list[Finding] = []
     waiting: list[tuple[datetime, _Run]] = []
     for scheduled in firings:
@@ -234,20 +285,6 @@ def check_schedule(
         elif scheduled + within <= now:
             findings.append(Finding("overdue", schedule, scheduled, tuple(problems), chain_id))
     return findings
-
-
-def _recorded_runs(
-    schedule: WatchedSchedule, records: RunRecords, first: datetime, now: datetime
-) -> dict[str, _Run]:
-    """The schedule's recorded firings from ``first`` on, by scheduled time."""
-    runs: dict[str, _Run] = {}
-    day = first.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    while day <= now:
-        for item in records.firings_on(day, first):
-            if item.get("scheduleArn", {}).get("S") == schedule.arn:
-                runs[item["scheduledTime"]["S"]] = _Run(item)
-        day += timedelta(days=1)
-    return runs
 
 
 def _describe(
@@ -349,12 +386,6 @@ def _millis(value: Any) -> str:
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _zone_of(name: str) -> Any:
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(name)
 
 
 # ------------------------------------------------------------------ one run of the watch
@@ -461,20 +492,26 @@ def run_watch(
     notice once (through ``once``), then record every verdict so it is not given again."""
     run = WatchRun(now=tick_time(event, now))
     records = RunRecords(settings.runs_table, settings.runs_retention_days, clients.dynamodb)
+    schedules: list[WatchedSchedule] = []
     for schedule in _schedules(clients.scheduler, settings.schedule_group):
         try:
             watched = watched_schedule(schedule)
         except ExpectationError as error:
             run.unreadable.append(str(error))
             continue
-        if watched is None:
-            continue
+        if watched is not None:
+            schedules.append(watched)
+    # one read of the firing records for every schedule: from the earliest firing any judges
+    firsts = [firings[0] for w in schedules if (firings := firings_to_judge(w, run.now))]
+    recorded = RecordedFirings(records, min(firsts), run.now) if firsts else None
+    for watched in schedules:
         run.watched.append(watched.name)
         findings = check_schedule(
             watched,
             now=run.now,
             records=records,
             describe_jobs=lambda ids: clients.batch.describe_jobs(jobs=list(ids))["jobs"],
+            recorded=recorded,
         )
         for finding in findings:
             published = False

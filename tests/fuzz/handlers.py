@@ -310,6 +310,7 @@ def watch(monkeypatch: pytest.MonkeyPatch) -> Iterator[Subject]:
     the handled event is a tick 70 minutes after its first firing (which never happened)."""
     from datetime import timedelta
 
+    from devtools.runs_table import create_runs_table
     from devtools.watched import create_watched_schedule, next_firing, watch_tick
 
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "WatchFunction")
@@ -325,18 +326,7 @@ def watch(monkeypatch: pytest.MonkeyPatch) -> Iterator[Subject]:
             jobs=[{"jobName": "nightly", "jobQueue": "feeds", "jobDefinition": "feedstream"}],
             expect={"withinMinutes": 60},
         )
-        boto3.client("dynamodb", REGION).create_table(
-            TableName="RunsTable",
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_runs_table(boto3.client("dynamodb", REGION), "RunsTable")
         topic = boto3.client("sns", REGION).create_topic(Name="NotificationTopic")["TopicArn"]
         environ = {
             "IDEMPOTENCY_TABLE": create_table("IdempotencyTable"),

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from devtools.ecs_local import create_network, stopped_event
+from devtools.local_stack import running_local_stack
 from devtools.rehearse import DeployedStack, resolved_properties
 from devtools.slack_receiver import SlackReceiver, slack_receiver
 from tests.integration.invoke import (
@@ -263,3 +264,13 @@ def test_the_example_loop_runs_end_to_end(example: Example, tmp_path: Path) -> N
     assert rule_matches(stack, "RetrierFunctionTaskStopped", stopped)
     decided = example.invoke("RetrierFunction", stopped, tmp_path)
     assert (decided["action"], decided["nextAttempt"]) == ("retry", 2)
+
+
+def test_make_local_stack_deploys_the_example_in_the_workloads_network() -> None:
+    # Given `make local-stack PARAMS="ExampleWorkload=on"`: no subnet or group named
+    with running_local_stack({"ExampleWorkload": "on"}) as running:
+        # Then the stack deploys, and the example's compute runs in the workload's network
+        compute = resolved_properties(running.stack, "ExampleComputeEnvironment")
+        resources = compute["ComputeResources"]
+        assert resources["Subnets"] == [running.ecs.subnet]
+        assert resources["SecurityGroupIds"] == [running.ecs.security_group]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from batchwire_cli import invoker
 from batchwire_cli.app import run
@@ -425,6 +426,50 @@ def test_redrive_chain_moves_messages_back_with_their_attributes(
     ) == [(0, "job-0"), (1, "job-1")]
     assert queue_messages(on_local_stack, "ChainDeadLetterQueue") == []
     empty(on_local_stack, "ChainQueue")
+
+
+def test_redrive_starts_an_sqs_message_move_task_where_sqs_offers_one(
+    on_local_stack: Deployed, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a message in the chain failure queue, and an SQS that offers message move tasks:
+    # moto has none, so its StartMessageMoveTask is answered here as SQS documents it
+    empty(on_local_stack, "ChainDeadLetterQueue", "ChainQueue")
+    sqs = on_local_stack.local.client("sqs")
+    sqs.send_message(QueueUrl=on_local_stack.ids["ChainDeadLetterQueue"], MessageBody="{}")
+    asked: list[dict[str, Any]] = []
+    made_by = Target.client
+
+    def client(target: Target, service: str) -> Any:
+        made = made_by(target, service)
+        if service == "sqs":
+            events = made.meta.events
+            events.register(
+                "before-parameter-build.sqs.StartMessageMoveTask",
+                lambda params, **_: asked.append(dict(params)),
+            )
+            events.register(
+                "before-call.sqs.StartMessageMoveTask",
+                lambda **_: (AWSResponse("", 200, HTTPHeaders(), None), {"TaskHandle": "task-1"}),
+            )
+        return made
+
+    monkeypatch.setattr(Target, "client", client)
+
+    # When the queue is redriven
+    moved = run_json(["dlq", "redrive", "chain"], capsys)
+
+    # Then SQS is asked to move the failure queue's messages back to ChainQueue itself
+    def arn(logical_id: str) -> str:
+        url = on_local_stack.ids[logical_id]
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        return str(attributes["Attributes"]["QueueArn"])
+
+    assert asked == [
+        {"SourceArn": arn("ChainDeadLetterQueue"), "DestinationArn": arn("ChainQueue")}
+    ]
+    assert (moved["method"], moved["destination"]) == ("move-task", "ChainQueue")
+    assert (moved["task_handle"], moved["approximate_messages"]) == ("task-1", 1)
+    empty(on_local_stack, "ChainDeadLetterQueue")
 
 
 def test_redrive_dry_run_lists_and_moves_nothing(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -13,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from batchwire_cli.app import run
-from batchwire_cli.dlq import FAILURE_QUEUES, find_failure_queue
+from batchwire_cli.dlq import FAILURE_QUEUES, find_failure_queue, queue_depths, show_queue
+from batchwire_cli.output import progress
 from batchwire_cli.redact import REDACTED, redact, redact_text
-from batchwire_cli.stack import LOCAL_STATE_VARIABLE
+from batchwire_cli.stack import LOCAL_STATE_VARIABLE, read_stack, resolve_target
 from devtools.local_aws import LocalAws, moto_server
 
 # moto's CloudFormation skips some types of the template (alarms, schedules...) with a warning
@@ -150,8 +153,30 @@ def depth(deployed: Deployed, logical_id: str) -> int:
 
 
 def run_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> Any:
-    assert run([*argv, "--json"]) == 0, capsys.readouterr().err
-    return json.loads(capsys.readouterr().out)
+    code = run([*argv, "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert captured.err == ""  # no progress written where stderr is not a terminal
+    return json.loads(captured.out)
+
+
+class Terminal(io.StringIO):
+    """A stderr that says it is a terminal, as a shell's is."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def stderr_terminal(monkeypatch: pytest.MonkeyPatch) -> Terminal:
+    """sys.stderr as a terminal of 200 columns that rich draws a status on. Called in the
+    test itself: capsys puts its own sys.stderr back when the test starts."""
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "NO_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setenv("COLUMNS", "200")
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    return terminal
 
 
 # ------------------------------------------------------------------ batchwire dlq
@@ -389,8 +414,74 @@ def test_show_end_to_end_as_a_subprocess(on_local_stack: Deployed) -> None:
     )
 
     assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # a pipe: no progress
     assert f"body:\nnot json: {REDACTED}" in done.stdout
     assert "hooks.slack.com" not in done.stdout
+
+
+# ------------------------------------------------------------------ progress
+
+
+def test_reading_the_queues_says_which_queue_it_is_at(on_local_stack: Deployed) -> None:
+    purge(on_local_stack)
+    send(on_local_stack, "ChainDeadLetterQueue", "{}")
+    stack = read_stack(resolve_target(None))
+    said: list[str] = []
+
+    queue_depths(stack, report=said.append)
+    show_queue(stack, "chain", 10, report=said.append)
+
+    assert said == [
+        "reading queue FailedInvocationsQueue (1 of 6)",
+        "reading queue SchedulerDeadLetterQueue (2 of 6)",
+        "reading queue ChainDeadLetterQueue (3 of 6)",
+        "reading queue RetrierDeadLetterQueue (4 of 6)",
+        "reading queue NotifierRuleDeadLetterQueue (5 of 6)",
+        "reading queue SubscriptionDeadLetterQueue (6 of 6)",
+        "reading queue ChainDeadLetterQueue",
+        "peeking at 1 of the 1 message(s) of ChainDeadLetterQueue",
+    ]
+
+
+def test_the_status_shows_on_a_terminal_only(on_local_stack: Deployed) -> None:
+    stack = read_stack(resolve_target(None))
+    shown, piped = io.StringIO(), io.StringIO()
+
+    for file, tty in ((shown, True), (piped, False)):
+        with progress("reading", Console(file=file, force_terminal=tty, width=200)) as report:
+            queue_depths(stack, report=report)
+
+    assert "reading queue SubscriptionDeadLetterQueue (6 of 6)" in shown.getvalue()
+    assert piped.getvalue() == ""
+
+
+# the status a terminal is left with: each command's last step
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["dlq"], "reading queue SubscriptionDeadLetterQueue (6 of 6)"),
+        (["dlq", "show", "chain"], "peeking at 1 of the 1 message(s) of ChainDeadLetterQueue"),
+        (
+            ["dlq", "redrive", "chain", "--dry-run"],
+            "peeking at 1 of the 1 message(s) of ChainDeadLetterQueue",
+        ),
+    ],
+)
+def test_on_a_terminal_the_command_shows_what_it_reads_and_json_stays_clean(
+    on_local_stack: Deployed,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    says: str,
+) -> None:
+    purge(on_local_stack)
+    send(on_local_stack, "ChainDeadLetterQueue", "{}")
+    terminal = stderr_terminal(monkeypatch)
+
+    assert run([*argv, "--json"]) == 0
+
+    assert says in terminal.getvalue()
+    assert json.loads(capsys.readouterr().out)["stack"] == on_local_stack.name
 
 
 # ------------------------------------------------------------------ names and redaction

@@ -19,31 +19,17 @@ import pytest
 from rich.console import Console
 
 from batchwire_cli.app import run
-from batchwire_cli.runs import UNKNOWN, list_runs, progress
+from batchwire_cli.output import progress
+from batchwire_cli.runs import UNKNOWN, list_runs
 from batchwire_cli.stack import LOCAL_STATE_VARIABLE, Target, read_stack, resolve_target
 from devtools.local_aws import LocalAws, create_batch_workload, moto_server
+from devtools.runs_table import runs_table_resource
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: The table as the stack declares it: keys pk/sk, TTL on expiresAt.
+#: The table as template.yaml declares it (keys pk/sk, TTL on expiresAt), named by an output.
 RUNS_STACK = {
-    "Resources": {
-        "RunsTable": {
-            "Type": "AWS::DynamoDB::Table",
-            "Properties": {
-                "BillingMode": "PAY_PER_REQUEST",
-                "AttributeDefinitions": [
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                "KeySchema": [
-                    {"AttributeName": "pk", "KeyType": "HASH"},
-                    {"AttributeName": "sk", "KeyType": "RANGE"},
-                ],
-                "TimeToLiveSpecification": {"AttributeName": "expiresAt", "Enabled": True},
-            },
-        }
-    },
+    "Resources": {"RunsTable": runs_table_resource()},
     "Outputs": {"RunsTableName": {"Value": {"Ref": "RunsTable"}}},
 }
 #: A stack deployed before run records existed.

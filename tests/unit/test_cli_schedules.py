@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from batchwire_cli.app import run
-from batchwire_cli.schedules import list_schedules
+from batchwire_cli.schedules import attach_last_firings, list_schedules
 from batchwire_cli.stack import LOCAL_STATE_VARIABLE, read_stack, resolve_target
 from devtools.local_aws import ACCOUNT_ID, LocalAws, moto_server
+from tests.unit.test_cli_dlq import stderr_terminal
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::")
 
@@ -190,7 +191,9 @@ def test_schedules_json_is_complete(
 ) -> None:
     assert run(["schedules", "--json"]) == 0
 
-    listed = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    assert captured.err == ""  # no progress written where stderr is not a terminal
+    listed = json.loads(captured.out)
     assert listed["stack"] == on_local_stack.name
     assert listed["schedule_group"] == on_local_stack.group
     assert len(listed["schedules"]) == 7  # six in the group, one cron rule
@@ -242,7 +245,41 @@ def test_schedules_end_to_end_as_a_subprocess(on_local_stack: Deployed) -> None:
     )
 
     assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # a pipe: no progress
     assert len(json.loads(done.stdout)["schedules"]) == 7
+
+
+def test_reading_the_schedules_says_which_one_it_is_at(on_local_stack: Deployed) -> None:
+    stack = read_stack(resolve_target(None))
+    said: list[str] = []
+
+    rows = list_schedules(stack, NOW, report=said.append)
+    attach_last_firings(stack, rows, NOW, report=said.append)
+
+    names = sorted(row["name"] for row in rows if row["kind"] == "scheduler")
+    assert said[0] == f"listing the schedules of group {on_local_stack.group}"
+    assert said[1 : len(names) + 1] == [
+        f"reading schedule {number} of 6: {name}" for number, name in enumerate(names, start=1)
+    ]
+    assert any(text.endswith(": ExampleCronRule") for text in said if "rule" in text)
+    assert "reading the firings of 2026-01-10 (day 9 of 9)" in said
+
+
+def test_on_a_terminal_schedules_shows_what_it_reads_and_json_stays_clean(
+    on_local_stack: Deployed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given what the command reads, in order
+    stack = read_stack(resolve_target(None))
+    said: list[str] = []
+    attach_last_firings(stack, list_schedules(stack, report=said.append), report=said.append)
+    terminal = stderr_terminal(monkeypatch)
+
+    # When it runs on a terminal
+    assert run(["schedules", "--json"]) == 0
+
+    # Then the terminal is left with its last step, and stdout is the JSON alone
+    assert said[-1] in terminal.getvalue()
+    assert len(json.loads(capsys.readouterr().out)["schedules"]) == 7
 
 
 def test_without_a_group_output_rules_are_still_listed(

@@ -4,7 +4,7 @@ verdict is given once; the run records it reads (moto's DynamoDB, in-process).""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,16 +15,21 @@ from moto import mock_aws
 from batchwire.alerts import alert_from_sns
 from batchwire.errors import RequestError
 from batchwire.jobs import Expectation, SubmittedJob, parse_job_request
-from batchwire.runs import RecordedJob, RunRecords, chain_id_for_firing
+from batchwire.runs import RecordedJob, RunRecords, chain_id_for_firing, timestamp
 from batchwire.watch import (
     ExpectationError,
+    WatchClients,
     WatchedSchedule,
+    WatchSettings,
     check_schedule,
     expected_firings,
     judge_run,
+    run_watch,
     tick_time,
     watched_schedule,
 )
+from devtools.runs_table import create_runs_table
+from devtools.watched import create_watched_schedule, watch_tick
 
 ARN = "arn:aws:scheduler:us-east-1:123456789012:schedule/batchwire-ScheduleGroup/nightly"
 CREATED = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
@@ -59,19 +64,7 @@ def _watched(expect: dict[str, Any], **changes: Any) -> WatchedSchedule:
 def records() -> Iterator[RunRecords]:
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        dynamodb.create_table(
-            TableName="runs",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-        )
-        yield RunRecords("runs", 35, dynamodb)
+        yield RunRecords(create_runs_table(dynamodb, "runs"), 35, dynamodb)
 
 
 def _job(name: str, job_id: str) -> SubmittedJob:
@@ -263,6 +256,106 @@ def test_records_are_written_once_whatever_is_redelivered(records: RunRecords) -
         == 0
     )
     assert records.chained_jobs("c1") == [RecordedJob("j9", "publish", "feeds", 1)]
+
+
+# -- one tick, many schedules -----------------------------------------------------------
+
+
+class _EveryTime:
+    """A RunOnce that runs every action (which notices go out once is not the subject)."""
+
+    def run_once(self, identity: str, action: Callable[[], Any]) -> Any:
+        return action()
+
+
+def test_a_tick_reads_each_day_of_firings_once_for_all_its_schedules() -> None:
+    with mock_aws():
+        # Given three watched schedules firing at different hours, each with a day to finish
+        scheduler = boto3.client("scheduler", region_name="us-east-1")
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        sns = boto3.client("sns", region_name="us-east-1")
+        scheduler.create_schedule_group(Name="batchwire-ScheduleGroup")
+        made = {
+            name: create_watched_schedule(
+                scheduler,
+                group="batchwire-ScheduleGroup",
+                name=name,
+                target_arn="arn:aws:lambda:us-east-1:123456789012:function:submitter",
+                role_arn="arn:aws:iam::123456789012:role/scheduler",
+                jobs=[{"jobName": name, "jobQueue": "feeds", "jobDefinition": "feedstream"}],
+                expect={"withinMinutes": 1440},
+                expression=expression,
+            )
+            for name, expression in (
+                ("early", "cron(0 2 * * ? *)"),
+                ("midday", "cron(0 12 * * ? *)"),
+                ("late", "cron(0 22 * * ? *)"),
+            )
+        }
+        # and a tick days later at 13:00, judging the firings of the 25 hours before it
+        created = made["early"]["CreationDate"].astimezone(UTC)
+        tick = (created + timedelta(days=3)).replace(hour=13, minute=0, second=0, microsecond=0)
+        midday = tick.replace(hour=12)
+        # and the run of the midday firing recorded, done (it submitted no job)
+        records = RunRecords(create_runs_table(dynamodb, "runs"), 35, dynamodb)
+        identity = f"{made['midday']['Arn']}@{midday.isoformat()}"
+        records.record_firing(
+            identity=identity,
+            schedule=made["midday"]["Arn"],
+            scheduled_time=midday,
+            chain_id=chain_id_for_firing(identity),
+            jobs=[],
+            now=midday,
+        )
+        partitions: list[str] = []
+        dynamodb.meta.events.register(
+            "before-parameter-build.dynamodb.Query",
+            lambda params, **_: partitions.append(params["ExpressionAttributeValues"][":pk"]["S"]),
+        )
+        settings = WatchSettings(
+            idempotency_table="unused",
+            schedule_group="batchwire-ScheduleGroup",
+            runs_table="runs",
+            notification_topic_arn=sns.create_topic(Name="notices")["TopicArn"],
+        )
+        clients = WatchClients(
+            scheduler=scheduler,
+            batch=boto3.client("batch", region_name="us-east-1"),
+            dynamodb=dynamodb,
+            sns=sns,
+        )
+
+        # When the watch runs that tick
+        run = run_watch(
+            watch_tick(tick),
+            now=tick,
+            settings=settings,
+            clients=clients,
+            once=_EveryTime(),
+            region="us-east-1",
+            account="123456789012",
+        )
+
+    # Then each schedule got its verdicts: the recorded run is ok, the others were missed
+    verdicts = sorted(
+        (item.finding.schedule.name, timestamp(item.finding.scheduled_time), item.finding.verdict)
+        for item in run.reported
+    )
+    yesterday = tick - timedelta(days=1)
+    assert verdicts == [
+        ("early", timestamp(tick.replace(hour=2)), "missed"),
+        ("late", timestamp(yesterday.replace(hour=22)), "missed"),
+        ("midday", timestamp(midday), "ok"),
+    ]
+    # and each day of firings was read once, though every schedule looked into today's
+    firing_days = [pk for pk in partitions if pk.startswith("firing#")]
+    assert firing_days == [f"firing#{yesterday:%Y-%m-%d}", f"firing#{tick:%Y-%m-%d}"]
+    # besides one read of each schedule's verdicts
+    assert sorted(pk for pk in partitions if pk.startswith("watch#")) == [
+        "watch#early",
+        "watch#late",
+        "watch#midday",
+    ]
 
 
 # -- the watch's event and its notices in Slack ------------------------------------------
