@@ -58,9 +58,7 @@ gc.enable()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     once.register(context)
     try:
-        result = dispatch_messages(
-            event, settings=settings, clients=clients, once=once, context=context
-        )
+        result = dispatch_messages(event, settings=settings, clients=clients, once=once)
     except Exception:
         logger.exception("batch not dispatched; SQS will deliver every message again")
         raise

@@ -16,12 +16,6 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batchwire.config import load_settings
@@ -36,6 +30,7 @@ from batchwire.retrier import (
     handle_task_stopped,
     relaunch_when_due,
 )
+from batchwire.sqs_batch import QueueRecord, partial_batch_response
 from batchwire.tracing import powertools_tracer
 
 #: Metric per outcome a person may want to alarm on, and the side effect it counts: an
@@ -55,7 +50,6 @@ settings = load_settings(RetrierSettings)
 clients = RetrierClients(ecs=boto3.client("ecs"), sqs=boto3.client("sqs"), sns=boto3.client("sns"))
 counted = CountedContainers(clients.ecs, settings.containers)
 once = OnceStore(settings.idempotency_table, IDEMPOTENCY_PREFIX, settings.idempotency_ttl_seconds)
-processor = BatchProcessor(event_type=EventType.SQS)
 
 # What init made lives as long as the process: frozen, later collections skip it. The few
 # cycles init left as garbage (about 0.3 MB by bench/) are kept with it.
@@ -74,11 +68,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         except RequestError as error:
             logger.error("event refused; no task was touched", extra={"problems": error.problems})
             raise
-        return dict(
-            process_partial_response(
-                event=event, record_handler=relaunch_record, processor=processor, context=context
-            )
-        )
+        return dict(partial_batch_response(event, relaunch_record))
     try:
         result = handle_task_stopped(
             event,
@@ -100,16 +90,29 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return result
 
 
-def relaunch_record(record: SQSRecord) -> dict[str, Any]:
+def relaunch_record(record: QueueRecord) -> dict[str, Any]:
     """One delay-queue message; an error fails only this record (ReportBatchItemFailures)."""
-    result = relaunch_when_due(
-        record.body,
-        settings=settings,
-        clients=clients,
-        once=once,
-        now=datetime.now(UTC),
-        random=random.random,
-    )
+    try:
+        result = relaunch_when_due(
+            record.body,
+            settings=settings,
+            clients=clients,
+            once=once,
+            now=datetime.now(UTC),
+            random=random.random,
+        )
+    except RequestError as error:
+        logger.error(
+            f"relaunch message {record.message_id} refused; it stays in the queue until its "
+            f"dead-letter queue: {error.summary}",
+            extra={"problems": error.problems},
+        )
+        raise
+    except Exception:
+        logger.exception(
+            f"relaunch message {record.message_id} not handled; SQS will deliver it again"
+        )
+        raise
     logger.set_correlation_id(result.get("origin"))
     record_outcome(result)
     logger.info("relaunch message handled", extra={"result": result})

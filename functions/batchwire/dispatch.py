@@ -37,22 +37,16 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import msgspec
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
 )
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from batchwire.config import IdempotentSettings
 from batchwire.envelopes import check_sqs_event, sns_notification
 from batchwire.errors import RequestError
 from batchwire.idempotency import RunOnce
+from batchwire.sqs_batch import QueueRecord, partial_batch_response
 from batchwire.task_events import MAX_CLIENT_TOKEN, TRANSIENT_ERROR_CODES, run_task, task_family
 
 if TYPE_CHECKING:
@@ -261,12 +255,11 @@ class WorkMessage:
         return [{"name": name, "value": value} for name, value in values.items()]
 
 
-def work_message(record: SQSRecord) -> WorkMessage:
+def work_message(record: QueueRecord) -> WorkMessage:
     """Read one SQS record; an SNS notification (raw delivery off) is unwrapped.
 
     Raises RequestError naming the message when a notification has no ``Message``.
     """
-    attributes = record.attributes
     envelope = sns_notification(record.body)
     message, subject, identity = record.body, "", f"sqs:{record.message_id}"
     if envelope is not None:
@@ -285,9 +278,9 @@ def work_message(record: SQSRecord) -> WorkMessage:
         identity=identity,
         message=message,
         subject=subject,
-        sent_timestamp=attributes.sent_timestamp or "",
-        first_receive_timestamp=attributes.approximate_first_receive_timestamp or "",
-        receive_count=attributes.approximate_receive_count or "",
+        sent_timestamp=record.attribute("SentTimestamp"),
+        first_receive_timestamp=record.attribute("ApproximateFirstReceiveTimestamp"),
+        receive_count=record.attribute("ApproximateReceiveCount"),
     )
 
 
@@ -613,7 +606,7 @@ class DispatchResult:
 
 
 class _NotDone(Exception):
-    """Tells the batch processor that a record stays in the queue (the outcome says why)."""
+    """Tells the batch answer that a record stays in the queue (its outcome says why)."""
 
 
 def dispatch_messages(
@@ -622,7 +615,6 @@ def dispatch_messages(
     settings: DispatcherSettings,
     clients: DispatcherClients,
     once: RunOnce,
-    context: LambdaContext | None = None,
 ) -> DispatchResult:
     """Start one task per message of an SQS event, within ``DISPATCHER_MAX_TASKS``.
 
@@ -642,7 +634,7 @@ def dispatch_messages(
     outcomes: list[DispatchOutcome] = []
     blocked: list[str] = []  # why RunTask is not worth calling for the rest of the batch
 
-    def handle(record: SQSRecord) -> None:
+    def handle(record: QueueRecord) -> None:
         nonlocal room
         try:
             outcome = _dispatch_record(record, room, blocked, settings, clients, once)
@@ -659,15 +651,12 @@ def dispatch_messages(
         if not outcome.done:
             raise _NotDone(outcome.reason)
 
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    response = process_partial_response(
-        event=dict(event), record_handler=handle, processor=processor, context=context
-    )
+    response = partial_batch_response(event, handle)
     return DispatchResult(dict(response), outcomes, running, settings.max_tasks)
 
 
 def _dispatch_record(
-    record: SQSRecord,
+    record: QueueRecord,
     room: int,
     blocked: list[str],
     settings: DispatcherSettings,
@@ -727,7 +716,7 @@ def _dispatch_record(
 
 
 def _put_aside(
-    record: SQSRecord,
+    record: QueueRecord,
     refused: DispatchOutcome,
     settings: DispatcherSettings,
     clients: DispatcherClients,
@@ -740,7 +729,7 @@ def _put_aside(
     attributes = {
         "batchwire-refused": why[:1024],
         "batchwire-message-id": record.message_id,
-        "batchwire-receive-count": str(record.attributes.approximate_receive_count),
+        "batchwire-receive-count": record.attribute("ApproximateReceiveCount"),
     }
     clients.sqs.send_message(
         QueueUrl=settings.dead_letter_queue_url,
@@ -753,7 +742,7 @@ def _put_aside(
 
 
 def _defer(
-    record: SQSRecord,
+    record: QueueRecord,
     reason: str,
     failures: tuple[dict[str, str], ...],
     settings: DispatcherSettings,

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from batchwire.errors import RequestError
 from tests.fuzz.handlers import Subject
 from tests.fuzz.harness import (
     HANDLED,
@@ -30,15 +28,16 @@ def decided_ignored_or_refused(invocation: Invocation) -> str:
         if error is not None:
             return invocation.refused()
         return IGNORED if invocation.result["action"] in NOTHING_TO_DO else HANDLED
-    if error is not None and not isinstance(error, BatchProcessingError):
+    if error is not None:
         return invocation.refused()  # not an SQS event at all
     # the delay queue: each record relaunched, waiting, deferred, given up... or refused;
-    # with every record refused, Powertools raises BatchProcessingError: SQS keeps them all
-    assert invocation.module is not None
-    failures = [exc_info[1] for exc_info in invocation.module.processor.exceptions]
-    untyped = [failure for failure in failures if not isinstance(failure, RequestError)]
+    # a record refused stays in the queue (batchItemFailures) and its log line names why
+    untyped = [record.exc_info[1] for record in invocation.logs.records if record.exc_info]
     if untyped:
         raise AssertionError(invocation.explain(f"records failed for untyped errors {untyped!r}"))
+    failures = invocation.logs.fields("problems")
+    if len(invocation.result["batchItemFailures"]) != len(failures):
+        raise AssertionError(invocation.explain("a record stayed in the queue without a reason"))
     actions = [result["action"] for result in invocation.logs.fields("result")]
     if any(action not in NOTHING_TO_DO for action in actions):
         return HANDLED

@@ -7,8 +7,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
 from batchwire.config import load_settings
 from batchwire.dispatch import (
     MAX_OVERRIDE_CHARACTERS,
@@ -25,6 +23,7 @@ from batchwire.retrier import (
     RetrierSettings,
     handle_task_stopped,
 )
+from batchwire.sqs_batch import QueueRecord
 from batchwire.task_events import parse_task_state_change
 from bench.payloads import (
     MAX_LOG_EVENTS,
@@ -173,7 +172,7 @@ def test_largest_work_batch_is_ten_messages_at_the_size_limit_each_started_throu
         },
     )
     # When each message is planned
-    launches = [plan_launch(work_message(SQSRecord(record)), settings) for record in records]
+    launches = [plan_launch(work_message(QueueRecord(record)), settings) for record in records]
     # Then all ten are at SQS's limit, none is refused, and each goes through S3 with its
     # overrides within ECS's limit
     assert len(records) == 10

@@ -83,6 +83,26 @@ def test_stopped_event_then_due_message_start_the_task_and_count_it(
     assert "RetriesStarted" in metric_totals(capsys.readouterr().out)
 
 
+def test_a_batch_of_only_bad_relaunch_messages_is_answered_not_raised(
+    handler_module: tuple[ModuleType, EcsWorkload], caplog: pytest.LogCaptureFixture
+):
+    # Given the retrier's handler and two delay-queue messages that are not relaunches
+    module, _ = handler_module
+    delivery = delay_queue_event("not json", '{"origin": 7}')
+
+    # When SQS delivers them
+    answer = module.handler(delivery, context())
+
+    # Then both stay in the queue, named in the answer, and the log says why for each
+    ids = [record["messageId"] for record in delivery["Records"]]
+    assert answer == {"batchItemFailures": [{"itemIdentifier": id_} for id_ in ids]}
+    errors = [entry for entry in caplog.records if entry.levelname == "ERROR"]
+    assert [entry.getMessage().split(";")[0] for entry in errors] == [
+        f"relaunch message {id_} refused" for id_ in ids
+    ]
+    assert all(entry.exc_info is None and entry.__dict__["problems"] for entry in errors)
+
+
 def test_rejected_task_is_counted(
     handler_module: tuple[ModuleType, EcsWorkload], capsys: pytest.CaptureFixture[str]
 ):
