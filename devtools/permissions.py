@@ -82,6 +82,24 @@ class PermissionFailure(Exception):
     """A function failed with only its role's permissions; the message names what it lacked."""
 
 
+@dataclass(frozen=True)
+class FailOnce:
+    """An AWS call of the function failed once on purpose, to drive it down the path that
+    only a failure reaches (a lookup after a lost answer, a deferral after throttling)."""
+
+    #: The IAM action of the call (``batch:SubmitJob``).
+    action: str
+    #: ``answer-lost``: the service acted and its answer never came (ReadTimeoutError,
+    #: after the engine answered); ``throttled``: refused for its rate past botocore's
+    #: retries (ThrottlingException, before the request is sent: nothing was done).
+    how: str
+
+    @property
+    def error(self) -> str:
+        """What the run's error says when the failure reached the handler's caller."""
+        return "ReadTimeoutError" if self.how == "answer-lost" else "ClientError"
+
+
 # ---------------------------------------------------------------- what a role grants
 
 
@@ -343,6 +361,8 @@ class RoleRun:
     output: str = ""
     #: Calls made while the engine did not check IAM (UNVERIFIABLE_SIGNATURES).
     unverified: list[str] = field(default_factory=list)
+    #: The call failed on purpose (FailOnce), and the error it raised (the run's own).
+    failed_once: FailOnce | None = None
 
     @property
     def role(self) -> str:
@@ -369,7 +389,9 @@ class RoleRun:
                 "policies do not grant (checked by this tool: moto cannot verify these "
                 "signatures); grant it in the function's Policies"
             )
-        if self.error:
+        if self.error and not (
+            self.failed_once is not None and self.failed_once.error in self.error
+        ):
             return f"{self.function} (role {self.role}) failed: {self.error}"
         return None
 
@@ -387,10 +409,16 @@ def action_name(service_model: Any, operation: str) -> str:
 
 
 def run_as_role(
-    stack: DeployedStack, function: str, event: Mapping[str, Any], timeout: float = 120
+    stack: DeployedStack,
+    function: str,
+    event: Mapping[str, Any],
+    timeout: float = 120,
+    fail_once: FailOnce | None = None,
 ) -> RoleRun:
     """Invoke ``function`` once with ``event``, signed as its rehearsal role, while the local
-    engine enforces IAM. Never raises for the function's own failure: see RoleRun.failure."""
+    engine enforces IAM. Never raises for the function's own failure: see RoleRun.failure.
+    With ``fail_once``, that call fails once after the engine answered it (the error it
+    raises to the handler's caller is expected)."""
     policies = role_policies(stack, function)
     role_arn = rehearsal_role(stack, policies)
     configuration = stack.local.client("lambda").get_function_configuration(
@@ -405,7 +433,7 @@ def run_as_role(
         "POWERTOOLS_TRACE_DISABLED": "true",
         "PYTHONPATH": os.pathsep.join([str(ROOT / "functions"), str(ROOT)]),
     }
-    run = RoleRun(function, policies)
+    run = RoleRun(function, policies, failed_once=fail_once)
     with tempfile.TemporaryDirectory() as work:
         spec, out = Path(work) / "spec.json", Path(work) / "out.json"
         spec.write_text(
@@ -417,6 +445,9 @@ def run_as_role(
                     "memory": int(configuration.get("MemorySize", 128)),
                     "event": event,
                     "out": str(out),
+                    "failOnce": None
+                    if fail_once is None
+                    else {"action": fail_once.action, "how": fail_once.how},
                 }
             )
         )
@@ -450,6 +481,7 @@ def _child(spec_path: str) -> int:
     endpoint_url = os.environ["AWS_ENDPOINT_URL"]
 
     import boto3
+    from botocore.exceptions import ClientError, ReadTimeoutError
 
     boto3.setup_default_session()
     session = boto3.DEFAULT_SESSION
@@ -473,8 +505,30 @@ def _child(spec_path: str) -> int:
             message = said.group(0) if said else text[:500]
             denied.append({"action": action, "message": message})
 
+    # the call to fail once (FailOnce), and whether before it is sent or after its answer
+    pending: list[dict[str, str]] = []
+    if spec.get("failOnce"):
+        action, how = spec["failOnce"]["action"], spec["failOnce"]["how"]
+        pending.append({"action": action, "when": "after" if how == "answer-lost" else "before"})
+
+    def fail(model: Any, when: str) -> None:
+        planned = pending[0] if pending else {}
+        if planned.get("when") != when or action_name(model.service_model, model.name) != (
+            planned.get("action")
+        ):
+            return
+        pending.clear()
+        if when == "after":  # the service acted, and its answer never came back
+            raise ReadTimeoutError(endpoint_url=endpoint_url, error="read timeout (rehearsal)")
+        raise ClientError(  # refused for its rate, past botocore's retries: nothing was done
+            {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded (rehearsal)"}},
+            model.name,
+        )
+
     session.events.register("before-call", before_call)
+    session.events.register("before-call", lambda model, **_: fail(model, "before"))
     session.events.register("after-call", after_call)
+    session.events.register("after-call", lambda model, **_: fail(model, "after"))
 
     from devtools.invoke import LocalContext, stdout_to_stderr
 
@@ -685,6 +739,7 @@ def drive_functions(stack: DeployedStack, workloads: Workloads) -> list[RoleRun]
     sqs.send_message(QueueUrl=queue_url, MessageBody="{}")
     runs.append(run_as_role(stack, "ScalerFunction", sample("scaler-tick.json")))
     runs.append(run_as_role(stack, "WatchFunction", missed_firing_tick(stack, workloads)))
+    runs.extend(failure_paths(stack, workloads))
     task = run_scheduled_task(stack.local.client("ecs"), workloads.ecs)
     stopped = stopped_event(task, {"app": 1, "log-router": 0})
     runs.append(run_as_role(stack, "RetrierFunction", stopped))
@@ -696,6 +751,57 @@ def drive_functions(stack: DeployedStack, workloads: Workloads) -> list[RoleRun]
         relaunch = delay_queue_event(*(message["Body"] for message in messages))
         runs.append(run_as_role(stack, "RetrierFunction", relaunch))
     return runs
+
+
+#: A SubmitJob that created its job, and whose answer never came back.
+SUBMIT_ANSWER_LOST = FailOnce("batch:SubmitJob", "answer-lost")
+#: A RunTask refused for its rate past botocore's retries.
+RUN_TASK_THROTTLED = FailOnce("ecs:RunTask", "throttled")
+
+
+def failure_paths(stack: DeployedStack, workloads: Workloads) -> list[RoleRun]:
+    """The calls only a failure reaches, each made as the role: the submitter's and the
+    chainer's lookup of a job whose SubmitJob answer was lost (batch:ListJobs and
+    batch:DescribeJobs, in the event's redelivery, which finds the job by its submission's
+    tag), and the dispatcher's deferral of a message whose RunTask was throttled
+    (sqs:ChangeMessageVisibility). The delivery whose answer was lost fails, as it would."""
+    firing = workloads.schedule_event()
+    firing["scheduledTime"] = "2026-11-24T02:00:00Z"
+    finished = sample("sns-job-finished.json")
+    finished["Records"][0]["Sns"]["MessageId"] = str(uuid.uuid4())
+    runs = []
+    for function, event in (("SubmitterFunction", firing), ("ChainerFunction", finished)):
+        runs.append(run_as_role(stack, function, event, fail_once=SUBMIT_ANSWER_LOST))
+        runs.append(run_as_role(stack, function, event))
+    runs.append(
+        run_as_role(stack, "DispatcherFunction", work_message(stack), fail_once=RUN_TASK_THROTTLED)
+    )
+    return runs
+
+
+def work_message(stack: DeployedStack) -> dict[str, Any]:
+    """A message sent to the stack's WorkQueue, as Lambda's poller receives it."""
+    sqs = stack.local.client("sqs")
+    url = stack.function_environment("DispatcherFunction")["DISPATCHER_WORK_QUEUE_URL"]
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"feed": "orders", "rows": 12}))
+    [message] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, AttributeNames=["All"])[
+        "Messages"
+    ]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    record = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message["Attributes"],
+        "messageAttributes": {},
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": arn,
+        "awsRegion": arn.split(":")[3],
+    }
+    return {"Records": [record]}
 
 
 def missed_firing_tick(stack: DeployedStack, workloads: Workloads) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from batchwire.config import (
 )
 from batchwire.errors import ConfigurationError, RequestError
 from batchwire.idempotency import OnceStore
+from batchwire.jobs import SubmittedJob
 from batchwire.rule_sources import CurrentRules, ssm_parameter
 from batchwire.runs import RunSettings, run_records
 from batchwire.tracing import powertools_tracer
@@ -91,9 +92,18 @@ CORRELATION_ID_PATH = "id || Records[0].Sns.MessageId || Records[0].messageId"
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     once.register(context)
+    submitted: list[SubmittedJob] = []
     try:
         rules = current_rules()
-        result = chain_event(event, rules=rules, options=options, batch=batch, once=once, runs=runs)
+        result = chain_event(
+            event,
+            rules=rules,
+            options=options,
+            batch=batch,
+            once=once,
+            runs=runs,
+            on_submitted=submitted.append,
+        )
     except ChainRecordsFailed as failure:
         report(failure.outcomes)
         raise
@@ -114,6 +124,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="ChainFailed", unit=MetricUnit.Count, value=1)
         logger.exception("chaining failed; the trigger will retry the event")
         raise
+    finally:
+        # Counted when submitted, by a delivery that fails afterwards too: its redelivery
+        # finds the jobs recorded and counts them as duplicates
+        if submitted:
+            metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=len(submitted))
     report(result.outcomes)
     return result.response
 
@@ -123,13 +138,11 @@ def report(outcomes: list[RecordOutcome]) -> None:
     for outcome in outcomes:
         fields = outcome.as_dict()
         if outcome.status == "chained":
-            # Counted when submitted: jobs an earlier delivery of the record submitted are not
-            submitted, absorbed = outcome.submitted_now, len(outcome.jobs) - outcome.submitted_now
-            if submitted:
-                metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=submitted)
+            # JobsSubmitted is counted as each job is submitted (the handler)
+            absorbed = len(outcome.jobs) - outcome.submitted_now
             if absorbed:
                 metrics.add_metric(name="DuplicatesAbsorbed", unit=MetricUnit.Count, value=absorbed)
-            if submitted:
+            if outcome.submitted_now:
                 logger.info("jobs chained", extra=fields)
             else:
                 logger.info("record delivered again; its jobs were submitted before", extra=fields)

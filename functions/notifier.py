@@ -173,6 +173,7 @@ gc.enable()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     once.register(context)
     logger.set_correlation_id(context.aws_request_id)
+    decided: list[dict[str, Any]] = []
     try:
         result = notify_slack(
             event,
@@ -182,6 +183,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             once=once,
             redactor=redactor,
             delivery=delivery(),
+            on_decided=decided.append,
         )
     except RequestError as error:
         metrics.add_metric(name="NotifyFailed", unit=MetricUnit.Count, value=1)
@@ -191,10 +193,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="NotifyFailed", unit=MetricUnit.Count, value=1)
         logger.exception("alert not delivered; Lambda retries, then the on-failure destination")
         raise
-    posted = sum(1 for outcome in result["alerts"] if outcome["posted"])
-    metrics.add_metric(name="AlertsPosted", unit=MetricUnit.Count, value=posted)
-    metrics.add_metric(
-        name="AlertsSuppressed", unit=MetricUnit.Count, value=len(result["alerts"]) - posted
-    )
+    finally:
+        # Counted when posted or held back, by a delivery that fails afterwards too: its
+        # redelivery replays those outcomes from their records and counts them as duplicates
+        posted = sum(1 for outcome in decided if outcome["posted"])
+        metrics.add_metric(name="AlertsPosted", unit=MetricUnit.Count, value=posted)
+        metrics.add_metric(
+            name="AlertsSuppressed", unit=MetricUnit.Count, value=len(decided) - posted
+        )
+    absorbed = len(result["alerts"]) - len(decided)
+    if absorbed:
+        metrics.add_metric(name="DuplicatesAbsorbed", unit=MetricUnit.Count, value=absorbed)
     logger.info("alerts handled", extra={"alerts": result["alerts"]})
     return result

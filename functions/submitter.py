@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from batchwire.config import IdempotentSettings, load_settings
 from batchwire.errors import RequestError
 from batchwire.idempotency import OnceStore
+from batchwire.jobs import SubmittedJob
 from batchwire.runs import RunSettings, run_records
 from batchwire.schedule import IDEMPOTENCY_PREFIX, submit_scheduled_jobs
 from batchwire.tracing import powertools_tracer
@@ -45,6 +46,7 @@ gc.enable()
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     once.register(context)
+    submitted: list[SubmittedJob] = []
     try:
         result = submit_scheduled_jobs(
             event,
@@ -53,6 +55,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             batch=batch,
             once=once,
             runs=runs,
+            on_submitted=submitted.append,
         )
     except RequestError as error:
         metrics.add_metric(name="SubmitFailed", unit=MetricUnit.Count, value=1)
@@ -64,15 +67,21 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="SubmitFailed", unit=MetricUnit.Count, value=1)
         logger.exception("submission failed; the trigger will retry the firing")
         raise
+    finally:
+        # Counted when submitted, by a delivery that fails afterwards too: its redelivery
+        # finds the jobs recorded and counts them as duplicates
+        if submitted:
+            metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=len(submitted))
     logger.set_correlation_id(result["firing"])
-    # Counted when submitted: jobs an earlier delivery of the firing submitted are duplicates
-    submitted, absorbed = result["submittedNow"], len(result["jobs"]) - result["submittedNow"]
-    if submitted:
-        metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=submitted)
+    absorbed = len(result["jobs"]) - result["submittedNow"]
     if absorbed:
         metrics.add_metric(name="DuplicatesAbsorbed", unit=MetricUnit.Count, value=absorbed)
     logger.info(
         "jobs submitted" if submitted else "firing delivered again; its jobs were submitted before",
-        extra={"jobs": result["jobs"], "firing": result["firing"], "submittedNow": submitted},
+        extra={
+            "jobs": result["jobs"],
+            "firing": result["firing"],
+            "submittedNow": result["submittedNow"],
+        },
     )
     return result

@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         if not cell.exactly_once and cell.site is not None and cell.fault is not None:
             limit = cell.known_limit
             verdict = f"known limit {limit.anchor}" if limit else "; ".join(cell.problems)
-            print(f"  {cell.site.label} {cell.fault.name}: {verdict}", file=sys.stderr)
+            after = f" (after {cell.reached_by[0].label})" if cell.reached_by else ""
+            print(f"  {cell.site.label}{after} {cell.fault.name}: {verdict}", file=sys.stderr)
 
     start = time.monotonic()
     runs: list[ScenarioRun] = []
@@ -60,15 +61,16 @@ def main(argv: list[str] | None = None) -> int:
         for scenario in chosen:
             run = run_scenario(world, scenario, report)
             runs.append(run)
-            cells = run.cells[1:]
+            cells = run.every_cell[1:]
             bad = sum(not cell.acceptable for cell in cells)
             print(
-                f"{scenario.key}: {len(run.sites)} call sites, {len(cells)} cells, "
-                f"{bad} not exactly-once and not known, {run.seconds:.0f} s",
+                f"{scenario.key}: {len(run.sites)} call sites and {len(run.second_order)} "
+                f"second-order ones, {len(cells)} cells, {bad} not exactly-once and not "
+                f"known, {run.seconds:.0f} s",
                 file=sys.stderr,
             )
     print(f"{len(runs)} scenarios in {time.monotonic() - start:.0f} s", file=sys.stderr)
-    failed = any(not cell.acceptable for run in runs for cell in run.cells)
+    failed = any(not cell.acceptable for run in runs for cell in run.every_cell)
     name = DOCS.relative_to(DOCS.parents[1])
     current = DOCS.read_text() if DOCS.exists() else ""
     if len(runs) == len(SCENARIOS) and not args.check:

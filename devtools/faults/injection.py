@@ -209,10 +209,11 @@ class Injector:
         self.calls: list[CallSite] = []
         #: Every SQS queue a message was sent to, since the hooks were installed.
         self.queues_written: set[str] = set()
-        self.target: tuple[CallSite, Fault] | None = None
-        #: Whether the fault was injected, and how often botocore sent the call again.
-        self.fired = False
-        self.resent = 0
+        #: The calls to fail in this delivery, each once, and those failed so far.
+        self.targets: tuple[tuple[CallSite, Fault], ...] = ()
+        self.failed: set[CallSite] = set()
+        #: How often botocore sent each failed call again.
+        self.resends: Counter[CallSite] = Counter()
         self._counts: Counter[tuple[str, str]] = Counter()
         self._current: CallSite | None = None
         self._protocol = ""
@@ -229,11 +230,24 @@ class Injector:
         before_send = cast(Callable[..., None], self._before_send)
         session.events.register("before-send", before_send)
 
-    def begin(self, target: tuple[CallSite, Fault] | None = None) -> None:
-        """Start a delivery: calls counted from zero, ``target`` failing once (or none)."""
-        self.calls, self.target, self.fired, self.resent = [], target, False, 0
+    def begin(self, *targets: tuple[CallSite, Fault] | None) -> None:
+        """Start a delivery: calls counted from zero, each of ``targets`` failing once (a
+        None among them stands for none)."""
+        self.targets = tuple(target for target in targets if target is not None)
+        self.calls, self.failed = [], set()
+        self.resends = Counter()
         self._counts.clear()
         self._current, self._armed = None, None
+
+    @property
+    def resent(self) -> int:
+        """How often botocore sent a failed call again, all of them together."""
+        return sum(self.resends.values())
+
+    @property
+    def fired(self) -> bool:
+        """Whether every targeted call was made, and failed."""
+        return all(site in self.failed for site, _ in self.targets)
 
     def forget_tokens(self) -> None:
         """ECS forgets every client token (a new world)."""
@@ -250,18 +264,23 @@ class Injector:
         self._current = CallSite(service, model.name, self._counts[key], _where())
         self.calls.append(self._current)
         self._protocol = model.service_model.resolved_protocol or model.service_model.protocol
-        self._armed = None
-        if self.target is not None and not self.fired and self._current == self.target[0]:
-            self._armed = self.target[1]
+        self._armed = next(
+            (
+                fault
+                for site, fault in self.targets
+                if site == self._current and site not in self.failed
+            ),
+            None,
+        )
 
     def _before_send(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
         fault, self._armed = self._armed, None
         if fault is None:
-            if self.fired and self.target is not None and self._current == self.target[0]:
-                self.resent += 1
+            if self._current is not None and self._current in self.failed:
+                self.resends[self._current] += 1
             return self._run_task(request) if self._is_run_task() else None
-        self.fired = True
         assert self._current is not None
+        self.failed.add(self._current)
         if fault is READ_TIMEOUT:
             # the service acts on the request; only its answer is lost
             if self._is_run_task():

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from devtools.faults.injection import (
     ACCESS_DENIED,
@@ -182,9 +182,22 @@ KNOWN_LIMITS: tuple[KnownLimit, ...] = (
 
 
 @dataclass(frozen=True)
+class SecondOrderSite:
+    """A call made only after another call failed: absent from the clean run, found in the
+    deliveries of a cell of the matrix (its first, or the redelivery after it)."""
+
+    site: CallSite
+    #: The first-order cell's call and fault that reach it.
+    reached_by: tuple[CallSite, Fault]
+    #: The delivery that makes it: 0 the first (the one whose call failed), 1 the redelivery.
+    delivery: int
+
+
+@dataclass(frozen=True)
 class Cell:
     """One call site failed with one fault, then redelivered; with neither, the clean run
-    delivered twice (the trigger's at-least-once duplicate)."""
+    delivered twice (the trigger's at-least-once duplicate). A second-order cell fails a
+    call of a SecondOrderSite: the fault that reaches it, then this one, then redelivery."""
 
     site: CallSite | None
     fault: Fault | None
@@ -201,6 +214,17 @@ class Cell:
     #: Whether the fault was injected, and how often the call was sent again after it.
     fired: bool
     resent: int
+    #: The first-order call and fault that reached a second-order ``site`` (None: first order).
+    reached_by: tuple[CallSite, Fault] | None = None
+    #: Deliveries between the first and the last (a second-order call failed in one of them).
+    between: tuple[Invocation, ...] = ()
+    #: The calls each delivery made, in order.
+    calls: tuple[tuple[CallSite, ...], ...] = field(default=(), compare=False)
+
+    @property
+    def deliveries(self) -> tuple[Invocation, ...]:
+        """Every delivery of the event, the first and the last included."""
+        return (self.first, *self.between, *((self.again,) if self.again else ()))
 
     @property
     def extra(self) -> Counter[str]:
@@ -229,8 +253,8 @@ class Cell:
             )
         if self.in_progress:
             found.append(f"{self.in_progress} idempotency record(s) left in progress")
-        for invocation in (self.first, self.again):
-            if invocation is not None and invocation.seconds > invocation.timeout:
+        for invocation in self.deliveries:
+            if invocation.seconds > invocation.timeout:
                 found.append(
                     f"an invocation ran {invocation.seconds:.1f} s, past its {invocation.timeout} "
                     "s deadline: Lambda would have stopped it"
@@ -258,6 +282,13 @@ class ScenarioRun:
     expected: Counter[str]
     cells: tuple[Cell, ...]
     seconds: float
+    second_order: tuple[SecondOrderSite, ...] = ()
+    #: The second-order cells, each site with each fault.
+    second_cells: tuple[Cell, ...] = ()
+
+    @property
+    def every_cell(self) -> tuple[Cell, ...]:
+        return (*self.cells, *self.second_cells)
 
 
 def _slack_fault(fault: Fault) -> Reply:
@@ -276,68 +307,139 @@ def run_cell(
     scenario: Scenario,
     target: tuple[CallSite, Fault] | None,
     expected: Counter[str] | None = None,
+    second: tuple[SecondOrderSite, Fault] | None = None,
 ) -> tuple[Cell, list[CallSite]]:
     """Deliver the scenario's event with ``target`` failing once (None: clean), then again
-    as its trigger would; the cell, and the calls the first delivery made."""
+    as its trigger would; the cell, and the calls the first delivery made.
+
+    With ``second``, ``target`` is the first-order call and fault that reach its site, and
+    the site's call fails too, in the delivery that makes it; then the event is delivered
+    again, with no fault, when the trigger would.
+    """
     world.reset()
     event = scenario.event(world)
     if scenario.freshen:
         world.cells += 1
         event = fresh(event, world.cells)
-    site, fault = target if target is not None else (None, None)
-    on_slack = site is not None and site.service == SLACK
-    world.injector.begin(None if on_slack else target)
-    if on_slack and site is not None and fault is not None:
-        world.slack.script(*[Reply.ok()] * (site.occurrence - 1), _slack_fault(fault))
+    primary_on_slack = target is not None and target[0].service == SLACK
+    if primary_on_slack and target is not None:
+        posted = [Reply.ok()] * (target[0].occurrence - 1)
+        world.slack.script(*posted, _slack_fault(target[1]))
+    # the faults of each delivery: (first-order, second-order)
+    plan: dict[int, list[tuple[CallSite, Fault] | None]] = {0: [None, None]}
+    if target is not None and not primary_on_slack:
+        plan[0][0] = target
+    if second is not None:
+        plan.setdefault(second[0].delivery, [None, None])[1] = (second[0].site, second[1])
+    # the clean run is delivered twice; a faulted one again after each delivery that failed
+    # (the last fault's delivery, then one without)
+    limit = 2 if second is None else second[0].delivery + 2
     request_id = str(uuid.uuid4())
-    deadline = SLACK_DEADLINE_SECONDS if on_slack else DEADLINE_SECONDS
-    first = world.invoke(
-        scenario.function, event, request_id=request_id, cold=True, deadline_seconds=deadline
-    )
-    posts = len(world.slack.requests)
-    calls = [*world.injector.calls, *slack_sites(posts)]
-    if on_slack and site is not None:
-        fired, resent = posts >= site.occurrence, max(0, posts - site.occurrence)
-    else:
-        fired, resent = world.injector.fired or target is None, world.injector.resent
-    world.injector.begin()
-    world.slack.forget(received=False)
-    after_first = world.side_effects()
-    again = None
-    if target is None or first.failed or scenario.trigger is Trigger.TICK:
-        if world.in_progress():
-            # the trigger's retry comes after the first invocation's deadline (see
-            # DEADLINE_SECONDS): records it left in progress have expired by then
-            time.sleep(max(0.0, first.deadline - time.monotonic()) + 0.05)
-        redelivered = scenario.redeliver(world, scenario, event, first)
-        same_request = scenario.trigger is Trigger.ASYNC
-        again = world.invoke(
+    deliveries: list[Invocation] = []
+    calls: list[tuple[CallSite, ...]] = []
+    after_first: Counter[str] = Counter()
+    fired, resent = True, 0
+    while len(deliveries) < limit:
+        number = len(deliveries)
+        if number:
+            last = deliveries[-1]
+            if target is not None and not last.failed and scenario.trigger is not Trigger.TICK:
+                break
+            if world.in_progress():
+                # the trigger's retry comes after the last invocation's deadline (see
+                # DEADLINE_SECONDS): records it left in progress have expired by then
+                time.sleep(max(0.0, last.deadline - time.monotonic()) + 0.05)
+            event = scenario.redeliver(world, scenario, event, last)
+        first_order, second_order = plan.get(number, [None, None])
+        world.injector.begin(first_order, second_order)
+        invocation = world.invoke(
             scenario.function,
-            redelivered,
-            request_id=request_id if same_request else str(uuid.uuid4()),
-            cold=first.status == "init failed",
+            event,
+            request_id=request_id
+            if number == 0 or scenario.trigger is Trigger.ASYNC
+            else str(uuid.uuid4()),
+            cold=number == 0 or deliveries[-1].status == "init failed",
+            deadline_seconds=(
+                SLACK_DEADLINE_SECONDS if primary_on_slack and number == 0 else DEADLINE_SECONDS
+            ),
         )
-    effects = after_first if again is None else world.side_effects()
+        posts = len(world.slack.requests)
+        calls.append((*world.injector.calls, *slack_sites(posts)))
+        fired = fired and world.injector.fired
+        own = second_order or (first_order if second is None else None)
+        if own is not None:
+            resent += world.injector.resends[own[0]]
+        if primary_on_slack and target is not None and number == 0:
+            fired = fired and posts >= target[0].occurrence
+            if second is None:
+                resent += max(0, posts - target[0].occurrence)
+        world.injector.begin()
+        world.slack.forget(received=False)
+        deliveries.append(invocation)
+        if number == 0:
+            after_first = world.side_effects()
+    if len(deliveries) <= max(plan):
+        fired = False  # the delivery that was to make the second-order call never came
+    first, *rest = deliveries
+    site, fault = (second[0].site, second[1]) if second is not None else target or (None, None)
     cell = Cell(
         site=site,
         fault=fault,
         trigger=scenario.trigger,
         first=first,
-        again=again,
+        again=rest[-1] if rest else None,
         after_first=after_first,
-        effects=effects,
+        effects=world.side_effects() if rest else after_first,
         expected=after_first if expected is None else expected,
         in_progress=world.in_progress(),
         fired=fired,
         resent=resent,
+        reached_by=target if second is not None else None,
+        between=tuple(rest[:-1]),
+        calls=tuple(calls),
     )
-    return cell, calls
+    return cell, list(calls[0])
+
+
+def second_order_sites(clean: Cell, cells: Sequence[Cell]) -> tuple[SecondOrderSite, ...]:
+    """The calls the cells' deliveries made and no delivery of the clean run made, told
+    apart by service, operation and the code that made them (not by occurrence).
+
+    Each is reached by one cell: the first, in the tables' order, whose failed first
+    delivery had already made a side effect (what a lookup after a lost answer is for), or
+    else the first that made the call; with the call's occurrence in that cell's delivery.
+    """
+    made = {_key(call) for calls in clean.calls for call in calls}
+    found: dict[tuple[str, str, str], list[tuple[bool, SecondOrderSite]]] = {}
+    for cell in cells:
+        if cell.site is None or cell.fault is None:
+            continue
+        acted = cell.first.failed and bool(cell.after_first)
+        seen: set[tuple[str, str, str]] = set()
+        for delivery, calls in enumerate(cell.calls):
+            for call in calls:
+                key = _key(call)
+                if call.service == SLACK or key in made or key in seen:
+                    continue
+                seen.add(key)
+                reached = SecondOrderSite(call, (cell.site, cell.fault), delivery)
+                found.setdefault(key, []).append((acted, reached))
+    return tuple(
+        next((site for acted, site in reached if acted), reached[0][1])
+        for reached in found.values()
+    )
+
+
+def _key(call: CallSite) -> tuple[str, str, str]:
+    return (call.service, call.operation, call.where)
 
 
 def run_scenario(
     world: World, scenario: Scenario, progress: Callable[[Cell], None] | None = None
 ) -> ScenarioRun:
-    """Discover the scenario's call sites with a clean run, then fail each with each fault."""
+    """Discover the scenario's call sites with a clean run, then fail each with each fault;
+    then fail each second-order site found with each fault, reached by the first fault
+    found to reach it."""
     start = time.monotonic()
     scenario.event(world)  # what the event needs that outlives a reset (a task to stop...)
     clean, sites = run_cell(world, scenario, None)
@@ -353,6 +455,20 @@ def run_scenario(
             cells.append(cell)
             if progress is not None:
                 progress(cell)
+    second_order = second_order_sites(clean, cells[1:])
+    second_cells = []
+    for found in second_order:
+        for fault in FAULTS:
+            cell, _ = run_cell(world, scenario, found.reached_by, clean.after_first, (found, fault))
+            second_cells.append(cell)
+            if progress is not None:
+                progress(cell)
     return ScenarioRun(
-        scenario, tuple(sites), clean.after_first, tuple(cells), time.monotonic() - start
+        scenario,
+        tuple(sites),
+        clean.after_first,
+        tuple(cells),
+        time.monotonic() - start,
+        second_order,
+        tuple(second_cells),
     )

@@ -72,7 +72,18 @@ def head() -> str:
         "3. reads the side effects back (Batch jobs, ECS tasks, SQS messages, SNS "
         "notifications through a subscribed queue, S3 objects, the consumer service's "
         "size, Slack posts) and compares them with the run without a fault: one of each, and "
-        "no idempotency record left in progress.",
+        "no idempotency record left in progress;",
+        "4. then fails the **second-order** call sites the same way: the calls a faulted "
+        "cell's deliveries made (its first, or the redelivery after it) and no delivery of "
+        "the run without a fault made, told apart by service, operation and the code that "
+        "made them (Powertools' DeleteItem of a failed attempt's record, the lookup of a job "
+        "or task whose start's answer was lost, the dispatcher's deferral of a message...). "
+        "Each is reached by one first-order fault: the first cell, in the table's order, "
+        "whose failed first delivery had already made a side effect (what a lookup after a "
+        "lost answer is for), or else the first cell that made the call. A second-order "
+        "cell runs that fault again, fails the second-order call once with each fault in "
+        "the delivery that makes it, then delivers the event again with no fault when the "
+        "trigger would, and is checked as the others are.",
         "",
         "Faults are injected with botocore event hooks on the function's own boto3 session "
         "(`before-send` answers the call's first attempt); botocore's own retries of the call "
@@ -133,11 +144,12 @@ def head() -> str:
             "",
         ]
     lines += [
-        "Outside the matrix, which fails one call at a time of what a delivery without a "
-        "fault calls:",
+        "Outside the matrix, which fails the calls a scenario's deliveries make, one at a "
+        "time (two for a second-order cell):",
         "",
-        "- calls made only after another call failed: Powertools' DeleteItem of a failed "
-        "attempt's record, the dispatcher's ChangeMessageVisibility of a deferred message;",
+        "- a second-order call reached only by a first-order fault other than the one chosen "
+        "for it is failed after that one only, and a call made only after two faults is "
+        "not failed;",
         "- a job given 50 tags of its own has no room for its submission's tag "
         "(`batchwire:submission`): after a lost SubmitJob answer for it, the redelivery "
         "cannot find it and may start it a second time.",
@@ -147,7 +159,10 @@ def head() -> str:
         "- **call**: the service, operation and its occurrence in the run (`#2`: the second "
         "call of that operation), and the function's code that made it.",
         "- **first delivery**: what the faulted invocation did; **after the redelivery**: "
-        "what the trigger's redelivery did (none when the first one succeeded).",
+        "what the trigger's redelivery did (none when the first one succeeded); for a "
+        "second-order cell, each redelivery in turn.",
+        "- **reached by** (second-order cells): the first-order call and fault that lead to "
+        "the call, and the delivery that makes it.",
         "- **what a person sees**: the metrics and the first warning or error the first "
         "delivery logged (then the redelivery's metrics); *as without the fault* when they "
         "are those of the run without a fault. When every delivery fails, the event ends "
@@ -205,8 +220,57 @@ def section(run: ScenarioRun) -> str:
             f"| {call} | {where} | {cell.fault.label} | {_first(cell)} | {_after(cell)} | "
             f"{_verdict(cell)} | {_seen(cell, clean.first)} |"
         )
-    lines += ["", _END.format(key=scenario.key)]
+    lines += ["", *_second_order(run), _END.format(key=scenario.key)]
     return "\n".join(lines) + "\n"
+
+
+def _tally(cells: tuple[Cell, ...]) -> str:
+    exact = sum(cell.exactly_once for cell in cells)
+    limited = sum(1 for cell in cells if not cell.exactly_once and cell.known_limit)
+    broken = len(cells) - exact - limited
+    return (
+        f"{exact} exactly once"
+        + (f", {limited} not (see the links)" if limited else "")
+        + (f", {broken} NOT EXACTLY ONCE" if broken else "")
+    )
+
+
+def _second_order(run: ScenarioRun) -> list[str]:
+    """The section's second table: the calls made only after another call failed."""
+    if not run.second_order:
+        return [
+            "Second-order call sites: none (every call of the faulted runs was made without "
+            "a fault too).",
+            "",
+        ]
+    lines = [
+        f"Second-order call sites (made only after another call failed): "
+        f"{len(run.second_order)} x {len(FAULTS)} faults = {len(run.second_cells)} cells: "
+        f"{_tally(run.second_cells)}.",
+        "",
+        "| call | made by | reached by | fault | first delivery | after the redelivery "
+        "| exactly once | what a person sees |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    clean = run.cells[0]
+    by_site = {found.site: found for found in run.second_order}
+    shown = None
+    for cell in run.second_cells:
+        assert cell.site is not None
+        assert cell.fault is not None
+        found = by_site[cell.site]
+        first_of_site = cell.site != shown
+        shown = cell.site
+        call = f"`{cell.site.label}`" if first_of_site else ""
+        where = f"`{cell.site.where}`" if first_of_site and cell.site.where else ""
+        site, fault = found.reached_by
+        delivery = "its first delivery" if found.delivery == 0 else "the redelivery"
+        reached = f"`{site.label}` {fault.label}, in {delivery}" if first_of_site else ""
+        lines.append(
+            f"| {call} | {where} | {reached} | {cell.fault.label} | {_first(cell)} | "
+            f"{_after(cell)} | {_verdict(cell)} | {_seen(cell, clean.first)} |"
+        )
+    return [*lines, ""]
 
 
 def page(runs: list[ScenarioRun]) -> str:
@@ -264,7 +328,7 @@ def _first(cell: Cell) -> str:
 def _after(cell: Cell) -> str:
     if cell.again is None:
         return "none needed"
-    return f"{_RETRY[cell.trigger]}: {_status(cell.again)}"
+    return "; ".join(f"{_RETRY[cell.trigger]}: {_status(again)}" for again in cell.deliveries[1:])
 
 
 def _verdict(cell: Cell) -> str:
@@ -277,18 +341,16 @@ def _verdict(cell: Cell) -> str:
 
 
 def _seen(cell: Cell, clean: Invocation | None) -> str:
+    later = ["then " + (", ".join(_metrics(again)) or "no metric") for again in cell.deliveries[1:]]
     if cell.first.status == "init failed":
         # the handler never ran: Lambda logs the init error, nothing else is printed
-        then = ", ".join(_metrics(cell.again)) if cell.again else ""
-        return _escape(f"the init error in the function's log; then {then or 'no metric'}")
+        then = "; ".join(later) or "then no metric"
+        return _escape(f"the init error in the function's log; {then}")
     first = _metrics(cell.first)
     logs = [f'{level} "{_clip(message)}"' for level, message in cell.first.logs[:1]]
     if clean is not None and first == _metrics(clean) and not logs and cell.again is None:
         return "as without the fault"
-    parts = [", ".join(first) or "no metric", *logs]
-    if cell.again is not None:
-        parts.append("then " + (", ".join(_metrics(cell.again)) or "no metric"))
-    return _escape("; ".join(parts))
+    return _escape("; ".join([", ".join(first) or "no metric", *logs, *later]))
 
 
 def _metrics(invocation: Invocation) -> list[str]:

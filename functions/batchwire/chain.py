@@ -16,8 +16,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
-from aws_lambda_powertools.utilities.data_classes.sns_event import SNSEventRecord
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from batchwire.chain_rules import (
     CHAIN_HOP_TAG,
@@ -39,6 +37,7 @@ from batchwire.jobs import (
     parse_job_request,
     submit_job_set,
 )
+from batchwire.sqs_batch import QueueRecord, partial_batch_response
 from batchwire.submission import JobSubmission
 
 if TYPE_CHECKING:
@@ -173,7 +172,7 @@ class _SnsEnvelope(msgspec.Struct, frozen=True):
 
 
 class _SnsMessage(msgspec.Struct, frozen=True):
-    """``Records[i].Sns`` of an SNS event, every field Powertools' SNSEventRecord reads."""
+    """``Records[i].Sns`` of an SNS event, every field the chainer reads."""
 
     MessageId: _Id
     Message: str
@@ -246,15 +245,17 @@ def _check_shape(value: Any, model: type[msgspec.Struct], summary: str, prefix: 
 
 def record_from_sns(raw: Mapping[str, Any]) -> ChainRecord:
     """A record of a Lambda SNS event (``Records[i]``)."""
-    sns = SNSEventRecord(dict(raw)).sns
-    attributes = {name: attribute.value for name, attribute in sns.message_attributes.items()}
+    sns = raw["Sns"]
     return ChainRecord(
-        identity=f"sns:{sns.message_id}",
-        message=sns.message,
-        time=_parse_time(sns.timestamp),
-        topic=sns.topic_arn,
-        subject=sns.subject,
-        attributes=attributes,
+        identity=f"sns:{sns['MessageId']}",
+        message=sns["Message"],
+        time=_parse_time(sns["Timestamp"]),
+        topic=sns["TopicArn"],
+        subject=sns.get("Subject"),
+        attributes={
+            name: attribute["Value"]
+            for name, attribute in (sns.get("MessageAttributes") or {}).items()
+        },
     )
 
 
@@ -265,7 +266,7 @@ def record_from_sqs(raw: Mapping[str, Any]) -> ChainRecord:
     direct SNS record and keeps the SNS MessageId as identity, so the same notification
     arriving both directly and through the queue starts its jobs once.
     """
-    record = SQSRecord(dict(raw))
+    record = QueueRecord(raw)
     envelope = _sns_envelope(record.body)
     if envelope is not None:
         _check_shape(envelope, _SnsEnvelope, "SNS notification in the body is not usable", "body")
@@ -280,7 +281,7 @@ def record_from_sqs(raw: Mapping[str, Any]) -> ChainRecord:
                 for name, attribute in (envelope.get("MessageAttributes") or {}).items()
             },
         )
-    sent = record.attributes.sent_timestamp or ""
+    sent = record.attribute("SentTimestamp")
     return ChainRecord(
         identity=f"sqs:{record.message_id}",
         message=record.body,
@@ -533,12 +534,16 @@ def chain_record(
     batch: BatchClient,
     once: RunOnce,
     runs: RunRecords | None = None,
+    on_submitted: Callable[[SubmittedJob], None] | None = None,
 ) -> RecordOutcome:
     """Submit the jobs of every rule matching the record, each once per record.
 
     Raises UnroutedError (if configured), ChainLoopError, RequestError before any SubmitJob;
     errors from Batch or DynamoDB propagate so the trigger retries the record. With
     ``runs``, each chained job is recorded under its chain once all are submitted.
+    ``on_submitted`` is called with each job submitted now as soon as its record is saved,
+    before a later job or the run record may fail the record: the redelivery then replays
+    that job from its record, and must not be the first to count it.
     """
     matching = [rule for rule in rules if rule_matches(rule.match, record)]
     if not matching and record.job is not None:
@@ -577,7 +582,10 @@ def chain_record(
         def submit_one(index: int, kwargs: dict[str, Any], rule: ChainRule = rule) -> SubmittedJob:
             identity = f"{record.identity}#{rule.name}#{index}"
             done = run_once_noting(once, identity, JobSubmission(batch, kwargs, identity))
-            return SubmittedJob(**done.result, submitted_now=done.ran_now)
+            job = SubmittedJob(**done.result, submitted_now=done.ran_now)
+            if job.submitted_now and on_submitted is not None:
+                on_submitted(job)
+            return job
 
         templates = [job.jobName for job in rule.request.jobs]
         jobs = submit_job_set(submissions, templates, submit_one)
@@ -633,6 +641,7 @@ def chain_event(
     batch: BatchClient,
     once: RunOnce,
     runs: RunRecords | None = None,
+    on_submitted: Callable[[SubmittedJob], None] | None = None,
 ) -> ChainResult:
     """Handle an SNS, SQS or Batch Job State Change event; every record is handled.
 
@@ -643,7 +652,15 @@ def chain_event(
     """
 
     def chain(record: ChainRecord) -> RecordOutcome:
-        return chain_record(record, rules=rules, options=options, batch=batch, once=once, runs=runs)
+        return chain_record(
+            record,
+            rules=rules,
+            options=options,
+            batch=batch,
+            once=once,
+            runs=runs,
+            on_submitted=on_submitted,
+        )
 
     if not isinstance(event, Mapping):
         raise RequestError(
@@ -673,26 +690,16 @@ def chain_event(
 def _chain_sqs(
     event: Mapping[str, Any], chain: Callable[[ChainRecord], RecordOutcome]
 ) -> ChainResult:
-    # Imported here: only SQS invocations need the batch utility (~10 ms, 1.4 MB at import)
-    from aws_lambda_powertools.utilities.batch import (
-        BatchProcessor,
-        EventType,
-        process_partial_response,
-    )
-
     outcomes: list[RecordOutcome] = []
 
-    def handle(record: SQSRecord) -> None:
+    def handle(record: QueueRecord) -> None:
         try:
             outcomes.append(chain(record_from_sqs(record.raw_event)))
         except Exception as error:
             outcomes.append(failed_outcome(f"sqs:{record.message_id}", error))
             raise
 
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    response = process_partial_response(
-        event=dict(event), record_handler=handle, processor=processor
-    )
+    response = partial_batch_response(event, handle)
     return ChainResult(response=dict(response), outcomes=outcomes)
 
 

@@ -30,7 +30,7 @@ from batchwire.alerts import (
     alert_from_sns,
 )
 from batchwire.errors import ConfigurationError, RequestError, describe_validation_error
-from batchwire.idempotency import RunOnce
+from batchwire.idempotency import RunOnce, run_once_noting
 from batchwire.redaction import Redactor
 from batchwire.slack_message import format_alert
 
@@ -427,12 +427,18 @@ def notify_slack(
     redactor: Redactor,
     delivery: Delivery,
     alarm_states: AlarmStates | None = None,
+    on_decided: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Post each alert of ``event`` to Slack unless flood control holds it back.
 
     Returns one outcome per alert (kind, source, fingerprint, posted, suppressed count),
-    never log text. Raises SlackDeliveryError when Slack refused a post after retries.
+    never log text; an outcome an earlier delivery of the event stored, and this one
+    replayed without posting or holding anything back, says ``replayed``. Raises
+    SlackDeliveryError when Slack refused a post after retries.
     ``alarm_states`` defaults to the FloodGate's table and client (AlertStateTable).
+    ``on_decided`` is called with each outcome this delivery decided (posted or held back)
+    as soon as its record is saved, before a later alert may fail the delivery: the
+    redelivery then replays it, and must not be the first to count it.
     """
     alerts = alerts_from_event(event, region)
     states = alarm_states or AlarmStates(gate.table, gate.dynamodb)
@@ -468,15 +474,17 @@ def notify_slack(
                 gate.reopen(replace(alert, signature="ALARM"))
             return {"posted": True, "suppressedNow": False, "suppressedBefore": claim.suppressed}
 
-        result = once.run_once(f"{alert.identity}#{alert.fingerprint}", post_once)
-        outcomes.append(
-            {
-                "kind": alert.kind,
-                "severity": alert.severity,
-                "source": alert.source,
-                "fingerprint": alert.fingerprint,
-                "webhookSecretArn": secret_arn,
-                **result,
-            }
-        )
+        done = run_once_noting(once, f"{alert.identity}#{alert.fingerprint}", post_once)
+        outcome = {
+            "kind": alert.kind,
+            "severity": alert.severity,
+            "source": alert.source,
+            "fingerprint": alert.fingerprint,
+            "webhookSecretArn": secret_arn,
+            **done.result,
+            **({} if done.ran_now else {"replayed": True}),
+        }
+        outcomes.append(outcome)
+        if done.ran_now and on_decided is not None:
+            on_decided(outcome)
     return {"alerts": outcomes}

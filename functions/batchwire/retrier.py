@@ -289,7 +289,12 @@ class SideEffects:
     """Runs each side effect once per identity, noting those an earlier delivery already did.
 
     A result lists those under ``replayed`` (absent when every side effect ran now), so the
-    handler counts a relaunch, dead-letter or notification only when it happened.
+    handler counts a relaunch, dead-letter or notification once, by the delivery that
+    reports it. A delivery that succeeds made all its side effects and reports them all;
+    one that failed after some reported none. So a side effect found done before one that
+    runs now was made by a delivery that failed before reporting it: it is not listed,
+    and this delivery counts it. (Two deliveries running at the same moment, the second
+    overtaking the first between two side effects, may both count the first one.)
     """
 
     def __init__(self, once: RunOnce) -> None:
@@ -298,7 +303,10 @@ class SideEffects:
 
     def run(self, effect: str, identity: str, action: Callable[[], ResultT]) -> ResultT:
         done = run_once_noting(self.once, identity, action)
-        if not done.ran_now:
+        if done.ran_now:
+            # the delivery that made the side effects found done failed before reporting them
+            self.replayed.clear()
+        else:
             self.replayed.append(effect)
         return done.result
 

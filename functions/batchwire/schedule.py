@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -66,13 +67,18 @@ def submit_scheduled_jobs(
     batch: BatchClient,
     once: RunOnce,
     runs: RunRecords | None = None,
+    on_submitted: Callable[[SubmittedJob], None] | None = None,
 ) -> dict[str, Any]:
     """Submit the jobs a firing asks for, each exactly once per firing.
 
     Everything is validated before the first AWS call (RequestError otherwise). Each job
     is recorded under ``<firing>#<index>``, so a redelivery, or a retry after a partial
     failure, returns the jobs already submitted and submits only the missing ones.
-    ``submittedNow`` counts the jobs this call submitted (0 for a redelivered firing).
+    ``submittedNow`` counts the jobs this call submitted (0 for a redelivered firing), a
+    job found by the lookup after an attempt whose outcome was unknown included (no
+    delivery reported it). ``on_submitted`` is called with each of those as soon as its
+    record is saved, before a later job or the run record may fail the call: the
+    redelivery then replays it from its record, and must not be the first to count it.
 
     The jobs are hop 0 of a chain named after the firing (BATCHWIRE_CHAIN_ID and _HOP in
     their environment and tags), so what they chain can be traced back to it. With ``runs``,
@@ -96,7 +102,10 @@ def submit_scheduled_jobs(
     def submit_one(index: int, kwargs: dict[str, Any]) -> SubmittedJob:
         identity = f"{firing.identity}#{index}"
         done = run_once_noting(once, identity, JobSubmission(batch, kwargs, identity))
-        return SubmittedJob(**done.result, submitted_now=done.ran_now)
+        job = SubmittedJob(**done.result, submitted_now=done.ran_now)
+        if job.submitted_now and on_submitted is not None:
+            on_submitted(job)
+        return job
 
     jobs = submit_job_set(submissions, [job.jobName for job in firing.request.jobs], submit_one)
     if runs is not None:

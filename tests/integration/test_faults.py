@@ -44,8 +44,10 @@ def test_each_fault_at_each_call_leaves_each_side_effect_once(world: World, key:
     # one the page names with its reason
     broken = [
         f"{cell.site.label if cell.site else '(no fault)'} "
-        f"{cell.fault.name if cell.fault else ''}: {'; '.join(cell.problems)}"
-        for cell in run.cells
+        f"{cell.fault.name if cell.fault else ''}"
+        f"{f' after {cell.reached_by[0].label}' if cell.reached_by else ''}: "
+        f"{'; '.join(cell.problems)}"
+        for cell in run.every_cell
         if not cell.acceptable
     ]
     assert broken == []

@@ -12,6 +12,7 @@ import pytest
 
 from devtools.local_aws import LocalAws, moto_server
 from devtools.permissions import (
+    SUBMIT_ANSWER_LOST,
     PermissionFailure,
     RoleRun,
     Workloads,
@@ -65,11 +66,23 @@ def proof() -> Iterator[Proof]:
 @pytest.mark.parametrize(
     ("function", "runs", "actions"),
     [
-        ("SubmitterFunction", 1, {"batch:SubmitJob", "dynamodb:PutItem"}),
-        ("ChainerFunction", 1, {"batch:SubmitJob", "dynamodb:PutItem"}),
+        (
+            "SubmitterFunction",
+            3,
+            {"batch:SubmitJob", "dynamodb:PutItem", "batch:ListJobs", "batch:DescribeJobs"},
+        ),
+        (
+            "ChainerFunction",
+            3,
+            {"batch:SubmitJob", "dynamodb:PutItem", "batch:ListJobs", "batch:DescribeJobs"},
+        ),
         ("NotifierFunction", 1, {"secretsmanager:GetSecretValue", "dynamodb:UpdateItem"}),
         ("RetrierFunction", 2, {"ecs:DescribeTaskDefinition", "sqs:SendMessage", "ecs:RunTask"}),
-        ("DispatcherFunction", 1, {"ecs:ListTasks", "ecs:RunTask", "dynamodb:PutItem"}),
+        (
+            "DispatcherFunction",
+            2,
+            {"ecs:ListTasks", "ecs:RunTask", "dynamodb:PutItem", "sqs:ChangeMessageVisibility"},
+        ),
         (
             "ScalerFunction",
             1,
@@ -93,8 +106,9 @@ def test_each_function_succeeds_with_only_its_roles_permissions(
 
 def test_runs_as_role_do_their_work(proof: Proof) -> None:
     # Given the runs of every function as its own role
-    [submitter] = proof.runs_of("SubmitterFunction")
+    submitter, lost, found = proof.runs_of("SubmitterFunction")
     [_, relaunch] = proof.runs_of("RetrierFunction")
+    _, deferred = proof.runs_of("DispatcherFunction")
 
     # Then the jobs are in Batch, the alert reached Slack, each work message got its task
     # and the failed task ran again
@@ -102,6 +116,21 @@ def test_runs_as_role_do_their_work(proof: Proof) -> None:
     ids = [job["jobId"] for job in submitter.result["jobs"]]
     names = sorted(job["jobName"] for job in batch.describe_jobs(jobs=ids)["jobs"])
     assert names == ["nightly-20261123", "nightly-report-20261123"]
+    # and the firing whose first SubmitJob answer was lost failed, and its redelivery found
+    # that job instead of submitting it again
+    assert str(lost.error).startswith("ReadTimeoutError")
+    assert lost.failure is None
+    assert {"batch:ListJobs", "batch:DescribeJobs"} <= set(found.used)
+    tonight = [job["jobName"] for job in found.result["jobs"]]
+    assert tonight == ["nightly-20261124", "nightly-report-20261124"]
+    for name in tonight:
+        listed = batch.list_jobs(
+            jobQueue=proof.workloads.job_queue, filters=[{"name": "JOB_NAME", "values": [name]}]
+        )
+        assert len(listed["jobSummaryList"]) == 1, name
+    # and the work message whose RunTask was throttled waits in the queue
+    [failure] = deferred.result["batchItemFailures"]
+    assert failure["itemIdentifier"]
     assert len(proof.slack.accepted) == 1
     assert relaunch.result == {"batchItemFailures": []}
     ecs = proof.local.client("ecs")
@@ -135,9 +164,14 @@ def test_report_names_used_unused_and_unevaluated_conditions_per_role(proof: Pro
         "verify their signatures): scheduler:GetSchedule, scheduler:ListSchedules"
     ]
     assert summaries["SubmitterFunctionRole"].startswith(
-        "SubmitterFunctionRole: used batch:SubmitJob, dynamodb:PutItem"
+        "SubmitterFunctionRole: used batch:DescribeJobs, batch:ListJobs, batch:SubmitJob, "
+        "dynamodb:DeleteItem"
     )
-    assert "granted but unused: batch:DescribeJobs" in summaries["ChainerFunctionRole"]
+    # the lookup after a lost SubmitJob answer uses the grants that serve it
+    for role in ("SubmitterFunctionRole", "ChainerFunctionRole"):
+        unused = summaries[role].split("granted but unused:")[1].split(";")[0]
+        assert "batch:ListJobs" not in unused
+        assert "batch:DescribeJobs" not in unused
     retrier = summaries["RetrierFunctionRole"]
     assert "sns:Publish" in retrier.split("granted but unused:")[1]
     assert retrier.endswith(
@@ -213,4 +247,37 @@ def test_a_scheduler_action_the_role_lacks_fails_though_moto_cannot_check_it(
         "WatchFunction (role WatchFunctionRole) called scheduler:GetSchedule, which its "
         "policies do not grant (checked by this tool: moto cannot verify these signatures); "
         "grant it in the function's Policies"
+    )
+
+
+@pytest.mark.parametrize("action", ["batch:ListJobs", "batch:DescribeJobs"])
+def test_a_role_missing_a_grant_of_the_lookup_after_a_lost_answer_fails_naming_it(
+    proof: Proof, action: str
+) -> None:
+    # Given a template whose SubmitterFunction policy lost one action of the lookup that
+    # finds a job whose SubmitJob answer was lost
+    changed = copy.deepcopy(load_template())
+    statements = changed["Resources"]["SubmitterFunction"]["Properties"]["Policies"][0]["Statement"]
+    for statement in statements:
+        actions = statement.get("Action")
+        if isinstance(actions, list) and action in actions:
+            statement["Action"] = [other for other in actions if other != action]
+    variant = f"no-{action.split(':')[1].lower()}"
+    stack = deploy_stack(proof.local, changed, proof.workloads.overrides, variant=variant)
+    event = proof.workloads.schedule_event()
+    event["scheduledTime"] = f"2026-12-0{2 if action.endswith('ListJobs') else 3}T02:00:00Z"
+
+    # When a firing's SubmitJob answer is lost, and the redelivery looks for the job
+    lost = run_as_role(stack, "SubmitterFunction", event, fail_once=SUBMIT_ANSWER_LOST)
+    redelivered = run_as_role(stack, "SubmitterFunction", event)
+
+    # Then the delivery whose answer was lost failed as expected, and the redelivery fails
+    # naming the function, its role and the action the lookup lacks
+    assert lost.failure is None
+    assert redelivered.failure is not None
+    assert f"SubmitterFunction (role SubmitterFunctionRole) was denied {action}" in (
+        redelivered.failure
+    )
+    assert f"FAILED SubmitterFunction (role SubmitterFunctionRole) was denied {action}" in (
+        format_permissions([lost, redelivered])
     )

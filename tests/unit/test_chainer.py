@@ -20,6 +20,7 @@ from batchwire.errors import ConfigurationError
 from batchwire.submission import SUBMISSION_TAG, submission_token
 from devtools.invoke import LocalContext
 from devtools.local_aws import REGION, LocalAws, create_batch_workload
+from devtools.runs_table import create_runs_table
 from devtools.template import ROOT
 from tests.emf import metric_totals
 
@@ -237,6 +238,32 @@ def test_duplicate_sns_delivery_counts_its_job_once(
     assert totals["DuplicatesAbsorbed"] == 1
     assert second["records"][0]["submittedNow"] == 0
     assert len(jobs_in_queue(aws)) == 1
+
+
+def test_a_job_chained_by_a_delivery_that_fails_afterwards_is_counted_once(
+    aws: InProcessAws, load_chainer: Loader, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given two rules for one message, the second submitting to a queue not made yet
+    reports = named(FEED_RULE, "report", "report")
+    reports["submit"]["jobQueue"] = "reports"
+    chainer = load_chainer(FEED_RULE, reports)
+    event = sample("sns-job-finished.json")
+
+    # When the first delivery submits the first job, then fails on the second
+    with pytest.raises(ChainRecordsFailed):
+        invoke(chainer, event)
+    failed = metric_totals(capsys.readouterr().out)
+    # and, the queue made, SNS delivers the message again, then once more
+    create_batch_workload(aws.client, queue="reports", definitions=())
+    invoke(chainer, event)
+    invoke(chainer, event)
+    later = metric_totals(capsys.readouterr().out)
+
+    # Then the failed delivery counted the job it submitted, and the two jobs count once
+    assert failed["JobsSubmitted"] == 1
+    assert failed["JobsSubmitted"] + later["JobsSubmitted"] == 2
+    assert later["DuplicatesAbsorbed"] == 1 + 2
+    assert len(jobs_in_queue(aws)) == len(jobs_in_queue(aws, "reports")) == 1
 
 
 def test_sqs_poison_record_is_reported_alone(aws: InProcessAws, load_chainer: Loader) -> None:
@@ -635,18 +662,7 @@ def test_a_chained_job_is_recorded_under_the_chain_of_the_firing_that_started_it
     aws: InProcessAws, load_chainer: Loader
 ) -> None:
     # Given a run records table, and a job a firing submitted at the head of its chain
-    aws.client("dynamodb").create_table(
-        TableName="runs",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_runs_table(aws.client("dynamodb"), "runs")
     rule = {
         "name": "import-done-publish",
         "match": {"jobName": "import-*"},

@@ -29,6 +29,7 @@ from batchwire.slack import SlackDeliveryError, WebhookDelivery
 from devtools.invoke import LocalContext
 from devtools.sample_events import BATCH_STREAM, subscription_event
 from devtools.slack_receiver import Reply, SlackReceiver, payload_problems, slack_receiver
+from tests.emf import metric_totals
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 REGION = "us-east-1"
@@ -262,6 +263,50 @@ def test_same_delivery_twice_posts_once(notifier: ModuleType, slack: SlackReceiv
     # Then Slack got one post and the second answers with the first's outcome
     assert len(slack.accepted) == 1
     assert second["alerts"][0]["posted"] is True
+
+
+def test_same_delivery_twice_counts_one_post(
+    notifier: ModuleType, slack: SlackReceiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a subscription payload delivered twice (at-least-once)
+    event = error_event("/aws/batch/job", "ERROR delivered twice, posted once")
+
+    # When both deliveries are handled
+    notifier.handler(event, context())
+    first = metric_totals(capsys.readouterr().out)
+    second = notifier.handler(event, context())
+    again = metric_totals(capsys.readouterr().out)
+
+    # Then AlertsPosted counts the one post Slack shows; the duplicate is absorbed
+    assert len(slack.accepted) == 1
+    assert (first["AlertsPosted"], again["AlertsPosted"]) == (1, 0)
+    assert (first["AlertsSuppressed"], again["AlertsSuppressed"]) == (0, 0)
+    assert again["DuplicatesAbsorbed"] == 1
+    assert second["alerts"][0]["replayed"] is True
+
+
+def test_a_post_made_by_a_delivery_that_fails_afterwards_is_counted_once(
+    notifier: ModuleType, slack: SlackReceiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an SNS event with two records (an alarm, a retrier's notice), and Slack refusing
+    # the second post
+    event = load_event("sns-alarm.json")
+    event["Records"].extend(load_event("sns-task-retries-exhausted.json")["Records"])
+    slack.script(Reply.ok(), *[Reply.server_error()] * 3)
+
+    # When the first delivery posts one alert, then fails on the other
+    with pytest.raises(SlackDeliveryError):
+        notifier.handler(event, context())
+    failed = metric_totals(capsys.readouterr().out)
+    # and Lambda retries the event, Slack being back
+    notifier.handler(event, context())
+    retried = metric_totals(capsys.readouterr().out)
+
+    # Then Slack shows two posts, and AlertsPosted counts each once
+    assert len(slack.accepted) == 2
+    assert (failed["AlertsPosted"], retried["AlertsPosted"]) == (1, 1)
+    assert failed["NotifyFailed"] == 1
+    assert retried["DuplicatesAbsorbed"] == 1
 
 
 @pytest.fixture

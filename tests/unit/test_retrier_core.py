@@ -777,3 +777,48 @@ def test_a_relaunch_queued_before_notices_named_messages_still_runs(retrier: Ret
 
     # Then the task runs again as before
     assert result["action"] == "relaunched"
+
+
+class PublishFailsOnce:
+    """SNS whose first Publish is refused (the role lost sns:Publish for a moment)."""
+
+    def __init__(self, sns: Any) -> None:
+        self.sns = sns
+        self.refused = 0
+
+    def publish(self, **kwargs: Any) -> Any:
+        if not self.refused:
+            self.refused += 1
+            raise ClientError(
+                {"Error": {"Code": "AuthorizationError", "Message": "not authorized"}}, "Publish"
+            )
+        return self.sns.publish(**kwargs)
+
+
+def test_a_dead_letter_made_by_a_delivery_that_failed_afterwards_is_counted_by_the_retry(
+    aws: dict[str, Any],
+):
+    # Given a task whose third run exited 1, and a notification topic refusing one Publish
+    retrier = make_retrier(aws)
+    sns: Any = PublishFailsOnce(aws["clients"].sns)
+    retrier.clients = RetrierClients(ecs=aws["clients"].ecs, sqs=aws["clients"].sqs, sns=sns)
+    task = run_scheduled_task(retrier)
+    origin = task["taskArn"].rsplit("/", 1)[-1]
+    third_run = dict(task, startedBy=f"batchwire-retry/3/{origin}")
+    event = stopped_event(third_run, {"app": 1, "log-router": 0})
+
+    # When the first delivery dead-letters the task, then fails to notify (no metric is
+    # printed for it), and Lambda delivers the event again, then once more as a duplicate
+    with pytest.raises(ClientError):
+        retrier.stopped(event)
+    retry = retrier.stopped(event)
+    duplicate = retrier.stopped(event)
+
+    # Then one dead-letter record and one notification exist
+    assert len(retrier.dead_letters()) == 1
+    assert len(retrier.notifications()) == 1
+    # and the retry reports the dead-letter as its own (the handler counts DeadLettered
+    # then), while the duplicate reports both side effects as replayed
+    assert retry["deadLettered"] == "task-retries-exhausted"
+    assert "replayed" not in retry
+    assert duplicate["replayed"] == ["dead-letter", "notify"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ReadTimeoutError
 from moto import mock_aws
 
 from batchwire.errors import RequestError
@@ -357,6 +357,63 @@ def test_retry_after_partial_failure_submits_only_the_missing_job(submitter: Sub
     assert names == ["nightly-20261123", "nightly-report-20261123", "nightly-report-20261123"]
     assert len(submitter.jobs_in_queue("feeds")) == 1
     assert len(submitter.jobs_in_queue("reports")) == 1
+
+
+def test_a_job_submitted_by_a_delivery_that_fails_afterwards_is_counted_once(
+    submitter: Submitter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a firing whose second job names a queue that does not exist yet
+    event = load_event("schedule.json")
+    event["jobs"][1]["jobQueue"] = "reports"
+
+    # When the first delivery submits the first job, then fails on the second
+    with pytest.raises(ClientError):
+        submitter.fire(event, request_id="delivery-1")
+    failed = metric_totals(capsys.readouterr().out)
+    # and, the queue made, Scheduler delivers the firing again, then once more
+    create_batch_workload(regional_client, queue="reports", definitions=("report-only",))
+    submitter.fire(event, request_id="delivery-2")
+    submitter.fire(event, request_id="delivery-3")
+    later = metric_totals(capsys.readouterr().out)
+
+    # Then the failed delivery counted the job it submitted, and the two jobs count once
+    assert failed["JobsSubmitted"] == 1
+    assert failed["SubmitFailed"] == 1
+    assert failed["JobsSubmitted"] + later["JobsSubmitted"] == 2
+    assert later["DuplicatesAbsorbed"] == 1 + 2
+
+
+def test_a_job_whose_submit_answer_was_lost_is_counted_by_the_delivery_that_finds_it(
+    submitter: Submitter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given Batch creating the first job of a firing and its answer lost on the way back
+    lost: list[str] = []
+
+    def answer_lost(**_: Any) -> None:
+        if not lost:
+            lost.append("SubmitJob")
+            raise ReadTimeoutError(endpoint_url="https://batch", error="read timeout")
+
+    submitter.module.batch.meta.events.register("after-call.batch.SubmitJob", answer_lost)
+    event = load_event("schedule.json")
+
+    # When the delivery fails, and Scheduler delivers the firing again
+    with pytest.raises(ReadTimeoutError):
+        submitter.fire(event, request_id="delivery-1")
+    failed = metric_totals(capsys.readouterr().out)
+    result = submitter.fire(event, request_id="delivery-2")
+    retried = metric_totals(capsys.readouterr().out)
+
+    # Then the retry found the job by its submission tag instead of submitting it again
+    assert len(submitter.jobs_in_queue()) == 2
+    assert [call["jobName"] for call in submitter.sent] == [
+        "nightly-20261123",
+        "nightly-report-20261123",
+    ]
+    # and counted both jobs, the one it found included: no delivery had counted it
+    assert "JobsSubmitted" not in failed
+    assert retried["JobsSubmitted"] == 2
+    assert result["submittedNow"] == 2
 
 
 def test_missing_table_setting_names_the_variable(
