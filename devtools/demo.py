@@ -29,7 +29,7 @@ from devtools.ecs_local import (
     run_scheduled_task,
     stopped_event,
 )
-from devtools.local_aws import LocalAws
+from devtools.local_aws import LocalAws, sqs_event
 from devtools.local_stack import CONSUMER_QUEUE, LocalStack, running_local_stack
 from devtools.slack_receiver import SlackReceiver
 from devtools.template import ROOT
@@ -381,7 +381,7 @@ class WorkQueuePoller:
         sqs, ecs = self.run.local.client("sqs"), self.run.local.client("ecs")
         messages = self.receive(sqs, count)
         result, self.logs = self.run.invoke_logged(
-            "DispatcherFunction", lambda_sqs_event(messages, self.queue_arn)
+            "DispatcherFunction", sqs_event(messages, self.queue_arn)
         )
         failed = {item["itemIdentifier"] for item in result["batchItemFailures"]}
         for message in messages:
@@ -440,26 +440,6 @@ class WorkQueuePoller:
         if len(received) < count:
             raise RuntimeError(f"{len(received)} of {count} messages arrived in {self.queue_url}")
         return sorted(received.values(), key=lambda message: self.sent.index(message["MessageId"]))
-
-
-def lambda_sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
-    """Messages received from a queue, shaped as Lambda's SQS poller delivers them."""
-    return {
-        "Records": [
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": message.get("Attributes", {}),
-                "messageAttributes": {},
-                "md5OfBody": message["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": queue_arn.split(":")[3],
-            }
-            for message in messages
-        ]
-    }
 
 
 def subscribe_queue(run: DemoRun, name: str) -> str:

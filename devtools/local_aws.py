@@ -6,6 +6,7 @@ reach AWS in production without it.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -99,6 +100,50 @@ def pointed_at(local: LocalAws) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """The SQS event Lambda's event source mapping delivers for ``messages`` of ``queue_arn``.
+
+    ``messages`` are ReceiveMessage's ``Messages``, received with ``AttributeNames=["All"]``
+    and ``MessageAttributeNames=["All"]``; their message attributes take Lambda's shape
+    (``stringValue``, ``binaryValue`` in base64, ``dataType``), and a message received
+    without them has none.
+    """
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": message.get("Attributes", {}),
+                "messageAttributes": {
+                    name: _lambda_message_attribute(value)
+                    for name, value in message.get("MessageAttributes", {}).items()
+                },
+                "md5OfBody": message["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": queue_arn.split(":")[3],
+            }
+            for message in messages
+        ]
+    }
+
+
+def _lambda_message_attribute(received: dict[str, Any]) -> dict[str, Any]:
+    """A message attribute as ReceiveMessage answers it, as Lambda's SQS records carry it."""
+    attribute: dict[str, Any] = {}
+    if "StringValue" in received:
+        attribute["stringValue"] = received["StringValue"]
+    if "BinaryValue" in received:
+        attribute["binaryValue"] = base64.b64encode(received["BinaryValue"]).decode()
+    attribute["stringListValues"] = list(received.get("StringListValues", []))
+    attribute["binaryListValues"] = [
+        base64.b64encode(value).decode() for value in received.get("BinaryListValues", [])
+    ]
+    attribute["dataType"] = received["DataType"]
+    return attribute
 
 
 def provision_template_resources(local: LocalAws, template_path: Path) -> dict[str, str]:

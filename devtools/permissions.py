@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from devtools.ecs_local import EcsWorkload
-from devtools.local_aws import LocalAws
+from devtools.local_aws import LocalAws, sqs_event
 from devtools.rehearse import DeployedStack, RehearsalError
 from devtools.template import ROOT
 
@@ -790,18 +790,7 @@ def work_message(stack: DeployedStack) -> dict[str, Any]:
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
-    record = {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": message["Attributes"],
-        "messageAttributes": {},
-        "md5OfBody": message["MD5OfBody"],
-        "eventSource": "aws:sqs",
-        "eventSourceARN": arn,
-        "awsRegion": arn.split(":")[3],
-    }
-    return {"Records": [record]}
+    return sqs_event([message], arn)
 
 
 def missed_firing_tick(stack: DeployedStack, workloads: Workloads) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from devtools.ecs_local import EcsWorkload, create_ecs_workload, delay_queue_event, stopped_event
-from devtools.local_aws import LocalAws
+from devtools.local_aws import LocalAws, sqs_event
 from devtools.rehearse import DeployedStack
 from tests.integration.invoke import SKIPPED_TYPES, deploy_stack, invoke
 
@@ -75,22 +75,7 @@ class Deployed:
 
     def sqs_event(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         """The SQS event Lambda's poller builds from received messages."""
-        return {
-            "Records": [
-                {
-                    "messageId": message["MessageId"],
-                    "receiptHandle": message["ReceiptHandle"],
-                    "body": message["Body"],
-                    "attributes": message["Attributes"],
-                    "messageAttributes": {},
-                    "md5OfBody": message["MD5OfBody"],
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": self.work_queue_arn,
-                    "awsRegion": self.work_queue_arn.split(":")[3],
-                }
-                for message in messages
-            ]
-        }
+        return sqs_event(messages, self.work_queue_arn)
 
     def dispatch(self, messages: list[dict[str, Any]]) -> set[str]:
         """Invoke the dispatcher on ``messages``; delete the done ones, as the poller does.

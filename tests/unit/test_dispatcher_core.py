@@ -24,12 +24,14 @@ from batchwire.dispatch import (
 from batchwire.errors import ConfigurationError
 from batchwire.idempotency import OnceStore
 from devtools.ecs_local import EcsWorkload, create_ecs_workload
+from devtools.local_aws import sqs_event
 
 # Outside Lambda there is no context to bound in-progress idempotency records by
 pytestmark = pytest.mark.filterwarnings("ignore:Couldn't determine the remaining time")
 REGION = "us-east-1"
 PAYLOAD_BUCKET = "work-payloads"
 WORK_TOPIC = "arn:aws:sns:us-east-1:123456789012:WorkTopic"
+WORK_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:WorkQueue"
 
 
 class RecordingEcs:
@@ -148,7 +150,7 @@ class Dispatcher:
             if not received:
                 break
             messages += received
-        return {"Records": [lambda_record(message) for message in messages]}
+        return sqs_event(messages, WORK_QUEUE_ARN)
 
     def poll(self) -> DispatchResult:
         """One poll as Lambda does it: receive, invoke, delete the records that succeeded."""
@@ -187,21 +189,6 @@ class Dispatcher:
     def stop_all(self) -> None:
         for arn in self.running():
             self.ecs.stop_task(cluster=self.workload.cluster_arn, task=arn, reason="exit 0")
-
-
-def lambda_record(message: dict[str, Any]) -> dict[str, Any]:
-    """An SQS message as ReceiveMessage returned it, in the shape of a Lambda SQS record."""
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": message.get("Attributes", {}),
-        "messageAttributes": {},
-        "md5OfBody": message["MD5OfBody"],
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:WorkQueue",
-        "awsRegion": REGION,
-    }
 
 
 def sns_envelope(message: str | None, subject: str | None = "feed-updated") -> str:
