@@ -13,13 +13,14 @@ For each scenario (one realistic event per function and trigger, ``scenarios``) 
    request id), SQS after the visibility timeout (the same message, received once more), or
    the scaler's next tick;
 3. reads the side effects back from the local AWS and the Slack stand-in (Batch jobs, ECS
-   tasks, SQS messages, SNS notifications, S3 objects, service sizes, Slack posts) and
-   checks them against the clean run's: exactly one of each, nothing left in progress
+   tasks, SQS messages, SNS notifications, S3 objects, service sizes, Slack posts, and the
+   messages a function puts back in its own queue, such as the dispatcher with no room)
+   and checks them against the clean run's: exactly one of each, nothing left in progress
    (``matrix``);
 4. finds the second-order call sites, the calls the faulted cells' deliveries made and
    the clean run's never did (a failed attempt's record deleted, a lookup after a lost
-   answer, a message deferred), and fails each once with each fault after the first-order
-   fault that reaches it, then redelivers and checks as above.
+   answer), and fails each once with each fault after the first-order fault that reaches
+   it, then redelivers and checks as above.
 
 ``python -m devtools.faults`` writes docs/faults.md from a run (``page``); ``--check``
 compares instead. tests/integration/test_faults.py runs every cell in ``make test`` and

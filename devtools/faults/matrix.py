@@ -18,7 +18,7 @@ from devtools.faults.injection import (
     Fault,
     slack_sites,
 )
-from devtools.faults.scenarios import Scenario, Trigger, fresh
+from devtools.faults.scenarios import Scenario, Trigger, fresh, poll_done
 from devtools.faults.world import (
     DEADLINE_SECONDS,
     SLACK_DEADLINE_SECONDS,
@@ -238,7 +238,7 @@ class Cell:
         if not self.fired:
             found.append("the call was never made, so the fault was never injected")
         last = self.again or self.first
-        if last.failed:
+        if not last.done:
             found.append(f"the redelivery failed too: {last.error or last.status}")
         missing, extra = self.expected - self.effects, self.extra
         if missing:
@@ -246,8 +246,8 @@ class Cell:
         if extra:
             found.append("more than once: " + ", ".join(sorted(extra.elements())))
         lost = self.expected - self.after_first
-        if not self.first.failed and lost and self.trigger is not Trigger.TICK:
-            # a delivery that succeeded is not delivered again: what it left undone is lost
+        if self.first.done and lost and self.trigger is not Trigger.TICK:
+            # a delivery that did its work is not delivered again: what it left undone is lost
             found.append(
                 "succeeded without " + ", ".join(sorted(lost.elements())) + " (no redelivery)"
             )
@@ -343,7 +343,7 @@ def run_cell(
         number = len(deliveries)
         if number:
             last = deliveries[-1]
-            if target is not None and not last.failed and scenario.trigger is not Trigger.TICK:
+            if target is not None and last.done and scenario.trigger is not Trigger.TICK:
                 break
             if world.in_progress():
                 # the trigger's retry comes after the last invocation's deadline (see
@@ -363,6 +363,8 @@ def run_cell(
                 SLACK_DEADLINE_SECONDS if primary_on_slack and number == 0 else DEADLINE_SECONDS
             ),
         )
+        invocation = scenario.judged(invocation)
+        poll_done(world, scenario, event, invocation)
         posts = len(world.slack.requests)
         calls.append((*world.injector.calls, *slack_sites(posts)))
         fired = fired and world.injector.fired
@@ -377,7 +379,7 @@ def run_cell(
         world.slack.forget(received=False)
         deliveries.append(invocation)
         if number == 0:
-            after_first = world.side_effects()
+            after_first = world.side_effects(scenario.input_queue)
     if len(deliveries) <= max(plan):
         fired = False  # the delivery that was to make the second-order call never came
     first, *rest = deliveries
@@ -389,7 +391,7 @@ def run_cell(
         first=first,
         again=rest[-1] if rest else None,
         after_first=after_first,
-        effects=world.side_effects() if rest else after_first,
+        effects=world.side_effects(scenario.input_queue) if rest else after_first,
         expected=after_first if expected is None else expected,
         in_progress=world.in_progress(),
         fired=fired,
@@ -414,7 +416,7 @@ def second_order_sites(clean: Cell, cells: Sequence[Cell]) -> tuple[SecondOrderS
     for cell in cells:
         if cell.site is None or cell.fault is None:
             continue
-        acted = cell.first.failed and bool(cell.after_first)
+        acted = not cell.first.done and bool(cell.after_first)
         seen: set[tuple[str, str, str]] = set()
         for delivery, calls in enumerate(cell.calls):
             for call in calls:
@@ -443,7 +445,7 @@ def run_scenario(
     start = time.monotonic()
     scenario.event(world)  # what the event needs that outlives a reset (a task to stop...)
     clean, sites = run_cell(world, scenario, None)
-    if clean.first.failed:
+    if not clean.first.done:
         raise RuntimeError(
             f"{scenario.key}: its clean run failed, nothing to compare with: "
             f"{clean.first.error or clean.first.status}"

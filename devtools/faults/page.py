@@ -71,13 +71,15 @@ def head() -> str:
         "at-least-once delivery may;",
         "3. reads the side effects back (Batch jobs, ECS tasks, SQS messages, SNS "
         "notifications through a subscribed queue, S3 objects, the consumer service's "
-        "size, Slack posts) and compares them with the run without a fault: one of each, and "
-        "no idempotency record left in progress;",
+        "size, Slack posts; for a function that puts a message back on purpose, the "
+        "messages left in its own queue once Lambda's poller has deleted those done) and "
+        "compares them with the run without a fault: one of each, and no idempotency record "
+        "left in progress;",
         "4. then fails the **second-order** call sites the same way: the calls a faulted "
         "cell's deliveries made (its first, or the redelivery after it) and no delivery of "
         "the run without a fault made, told apart by service, operation and the code that "
-        "made them (Powertools' DeleteItem of a failed attempt's record, the lookup of a job "
-        "or task whose start's answer was lost, the dispatcher's deferral of a message...). "
+        "made them (the mark a failed attempt leaves on its idempotency record, the lookup "
+        "of a job or task whose start's answer was lost...). "
         "Each is reached by one first-order fault: the first cell, in the table's order, "
         "whose failed first delivery had already made a side effect (what a lookup after a "
         "lost answer is for), or else the first cell that made the call. A second-order "
@@ -159,8 +161,11 @@ def head() -> str:
         "- **call**: the service, operation and its occurrence in the run (`#2`: the second "
         "call of that operation), and the function's code that made it.",
         "- **first delivery**: what the faulted invocation did; **after the redelivery**: "
-        "what the trigger's redelivery did (none when the first one succeeded); for a "
-        "second-order cell, each redelivery in turn.",
+        "what the trigger's redelivery did (none when the first one did its work); for a "
+        "second-order cell, each redelivery in turn. *deferred*: the function put the "
+        "message back in its queue on purpose, as the run without a fault does (the "
+        "dispatcher with no room); SQS delivers it again after the backoff, and that "
+        "redelivery is the scenario's normal path, not a retry.",
         "- **reached by** (second-order cells): the first-order call and fault that lead to "
         "the call, and the delivery that makes it.",
         "- **what a person sees**: the metrics and the first warning or error the first "
@@ -308,7 +313,11 @@ def _status(invocation: Invocation | None) -> str:
     if invocation.status == "succeeded":
         return "succeeded"
     if invocation.status == "records failed":
-        return "record failed (batchItemFailures)"
+        return (
+            "deferred (batchItemFailures)"
+            if invocation.done
+            else "record failed (batchItemFailures)"
+        )
     error = invocation.error_type
     if invocation.error_code and invocation.error_code not in error:
         error += f" ({invocation.error_code})"
@@ -317,12 +326,13 @@ def _status(invocation: Invocation | None) -> str:
 
 
 def _first(cell: Cell) -> str:
-    if cell.first.status != "succeeded":
+    if not cell.first.done:
         return _status(cell.first)
+    done = "succeeded" if cell.first.status == "succeeded" else "deferred"
     if cell.resent:
         again = "the webhook client posted again" if _on_slack(cell) else "botocore retried"
-        return f"succeeded ({again})"
-    return "succeeded (the error was handled)"
+        return f"{done} ({again})"
+    return f"{done} (the error was handled)"
 
 
 def _after(cell: Cell) -> str:

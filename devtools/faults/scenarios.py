@@ -8,7 +8,7 @@ import copy
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -108,6 +108,32 @@ class Scenario:
     freshen: bool = True
     #: A ticking function's schedule: minutes to its next tick.
     tick_minutes: int = 1
+    #: The metric of a record the function puts back in its queue on purpose (the
+    #: dispatcher's DispatchDeferred): a delivery whose every batch item failure counts
+    #: under it did its work, as the run without a fault does.
+    deferred_metric: str = ""
+    #: The input queue whose messages left after a delivery are side effects (a function
+    #: that puts them back): Lambda's poller deletes the records a delivery answered as
+    #: done, and the messages left are read back with the others.
+    input_queue: str = ""
+
+    def judged(self, delivery: Invocation) -> Invocation:
+        """``delivery`` with the records it put back on purpose counted (deferred_metric)."""
+        if not self.deferred_metric:
+            return delivery
+        count = sum(value for name, value in delivery.metrics if name == self.deferred_metric)
+        return replace(delivery, deferred=int(count))
+
+
+def poll_done(world: World, scenario: Scenario, event: Event, delivery: Invocation) -> None:
+    """What Lambda's poller does after a delivery from the scenario's input queue: it
+    deletes the records the function answered as done (none when it raised)."""
+    if not scenario.input_queue or delivery.status not in ("succeeded", "records failed"):
+        return
+    url = world.physical(scenario.input_queue)
+    for record in event["Records"]:
+        if record["messageId"] not in delivery.failed_records:
+            world.client("sqs").delete_message(QueueUrl=url, ReceiptHandle=record["receiptHandle"])
 
 
 def _once(world: World, key: str, make: Callable[[], Any]) -> Any:
@@ -160,57 +186,42 @@ def _work_message(size: int) -> Callable[[World], Event]:
     """A producer's message in WorkQueue, received as Lambda's poller receives it."""
 
     def make(world: World) -> Event:
-        sqs = world.client("sqs")
-        url = world.physical("WorkQueue")
         body = json.dumps({"feed": "s3://feeds-inbox/2026-11-23/orders.csv", "rows": 12040})
         if size:
             body = json.dumps({"feed": "orders", "rows": ["x" * 99] * (size // 100)})
-        sqs.send_message(QueueUrl=url, MessageBody=body)
-        return _received(world, url)
+        world.client("sqs").send_message(QueueUrl=world.physical("WorkQueue"), MessageBody=body)
+        return world.receive_input("WorkQueue")
 
     return make
 
 
-def _received(world: World, url: str) -> Event:
-    sqs = world.client("sqs")
-    messages = sqs.receive_message(
-        QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]
-    ).get("Messages", [])
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    return {
-        "Records": [
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": message["Attributes"],
-                "messageAttributes": {},
-                "md5OfBody": message["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": arn,
-                "awsRegion": arn.split(":")[3],
-            }
-            for message in messages
-        ]
-    }
+def _work_message_at_capacity(world: World) -> Event:
+    """A producer's message in WorkQueue while the task family already runs its
+    DISPATCHER_MAX_TASKS tasks (a schedule's, started before the message arrived)."""
+    from devtools.ecs_local import run_scheduled_task
+
+    environment = world.setup("DispatcherFunction").environment
+    for _ in range(int(environment["DISPATCHER_MAX_TASKS"])):
+        run_scheduled_task(world.client("ecs"), world.ecs)
+    world.as_found()
+    return _work_message(0)(world)
 
 
 def _work_redelivery(world: World, scenario: Scenario, event: Event, first: Invocation) -> Event:
     """WorkQueue's messages received again: Lambda's poller deleted those the dispatcher
     did not list as failures; the others come back after their visibility timeout (after a
-    delivery that succeeded, every message comes back, as SQS's at-least-once duplicate)."""
+    delivery that succeeded, every message comes back, as SQS's at-least-once duplicate,
+    unless the scenario's poller deleted it already)."""
     sqs = world.client("sqs")
     url = world.physical("WorkQueue")
     for record in event["Records"]:
         if first.status == "records failed" and record["messageId"] not in first.failed_records:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=record["receiptHandle"])
-        else:
+        elif not (scenario.input_queue and first.status == "succeeded"):
             sqs.change_message_visibility(
                 QueueUrl=url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=0
             )
-    return _received(world, url)
+    return world.receive_input("WorkQueue")
 
 
 def _backlog(world: World) -> Event:
@@ -417,6 +428,19 @@ SCENARIOS: tuple[Scenario, ...] = (
         _work_message(20_000),
         _work_redelivery,
         freshen=False,
+    ),
+    Scenario(
+        "dispatcher-at-capacity",
+        "DispatcherFunction",
+        "Dispatcher: a message of WorkQueue while DispatcherMaxTasks tasks of the family run "
+        "(deferred)",
+        Trigger.SQS,
+        "WorkDeadLetterQueue after WorkMaxReceiveCount receives (WorkDeadLetterAlarm)",
+        _work_message_at_capacity,
+        _work_redelivery,
+        freshen=False,
+        deferred_metric="DispatchDeferred",
+        input_queue="WorkQueue",
     ),
     Scenario(
         "scaler-tick",

@@ -25,7 +25,7 @@ import boto3
 
 from devtools.ecs_local import EcsWorkload
 from devtools.faults.injection import FUNCTIONS_DIR, Injector, unslept_backoff
-from devtools.local_aws import LocalAws
+from devtools.local_aws import LocalAws, sqs_event
 from devtools.rehearse import DeployedStack
 from devtools.slack_receiver import SlackReceiver
 
@@ -63,6 +63,12 @@ _VOLATILE = (
     (re.compile(r"\b\d+(\.\d+)? ?s\b"), "<n> s"),
 )
 _ERROR_CODE = re.compile(r"An error occurred \((?P<code>[^)]+)\)")
+#: A queue's messages: visible, in flight (received, or put back for a while), delayed.
+_QUEUED = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+)
 
 
 def normalise(text: str) -> str:
@@ -93,10 +99,21 @@ class Invocation:
     #: time.monotonic() at which its context said no time was left, and its timeout.
     deadline: float = 0.0
     timeout: int = DEADLINE_SECONDS
+    #: Records it put back in the queue on purpose (the dispatcher's deferral, counted by
+    #: the scenario: Scenario.deferred_metric), among its batch item failures.
+    deferred: int = 0
 
     @property
     def failed(self) -> bool:
         return self.status != "succeeded"
+
+    @property
+    def done(self) -> bool:
+        """Whether it did its work: it succeeded, or each batch item failure it answered is a
+        record it put back on purpose (its trigger's redelivery is then the normal path)."""
+        if self.status == "records failed":
+            return self.deferred == len(self.failed_records)
+        return self.status == "succeeded"
 
     @property
     def failed_records(self) -> set[str]:
@@ -191,6 +208,8 @@ class World:
     _known_jobs: set[str] = field(default_factory=set)
     _known_tasks: set[str] = field(default_factory=set)
     _taken: Counter[str] = field(default_factory=Counter)
+    #: Queue URL -> receipt handles of the input messages handed to the functions.
+    _received: dict[str, list[str]] = field(default_factory=dict)
     _modules: dict[str, Any] = field(default_factory=dict)
     _setups: dict[str, Any] = field(default_factory=dict)
 
@@ -232,6 +251,7 @@ class World:
                             ]
                         }
                     )
+        self._forget_received()
         inputs = [self.physical(name) for name in INPUT_QUEUES]
         for url in {*self.injector.queues_written, *inputs, self.inbox}:
             self._drain(url)
@@ -245,10 +265,48 @@ class World:
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
                 for item in page.get("Contents", []):
                     s3.delete_object(Bucket=bucket, Key=item["Key"])
-        self._known_jobs = {job["jobId"] for job in self._jobs()}
-        self._known_tasks = set(self._task_arns())
+        self.as_found()
         self._taken = Counter()
         self.slack.forget()
+
+    def as_found(self) -> None:
+        """The jobs and tasks there now are where the scenario starts, not its side effects
+        (what its setup started after the reset: the tasks a full family runs...)."""
+        self._known_jobs = {job["jobId"] for job in self._jobs()}
+        self._known_tasks = set(self._task_arns())
+
+    def receive_input(self, logical_id: str) -> dict[str, Any]:
+        """The messages of the input queue ``logical_id`` visible now (10 at most), received
+        as Lambda's poller receives them, in the SQS event it delivers."""
+        sqs = self.client("sqs")
+        url = self.physical(logical_id)
+        messages = sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        self._received.setdefault(url, []).extend(message["ReceiptHandle"] for message in messages)
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        return sqs_event(messages, arn)
+
+    def _forget_received(self) -> None:
+        """Every input message handed out, deleted: a deferred one is out of sight until
+        its backoff ends, where draining the queue cannot reach it."""
+        sqs = self.client("sqs")
+        for url, handles in self._received.items():
+            for start in range(0, len(handles), 10):
+                # a message deleted already (by the poller) is answered as deleted again
+                sqs.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[
+                        {"Id": str(n), "ReceiptHandle": handle}
+                        for n, handle in enumerate(handles[start : start + 10])
+                    ],
+                )
+        self._received = {}
 
     def _jobs(self) -> list[dict[str, Any]]:
         jobs: list[dict[str, Any]] = []
@@ -295,9 +353,17 @@ class World:
 
     # ------------------------------------------------------------------ side effects
 
-    def side_effects(self) -> Counter[str]:
-        """Every side effect since the last reset, one entry per effect (a multiset)."""
+    def side_effects(self, left_in: str = "") -> Counter[str]:
+        """Every side effect since the last reset, one entry per effect (a multiset); with
+        ``left_in``, the messages left in that input queue too (put back, not taken)."""
         effects: Counter[str] = Counter()
+        if left_in:
+            attributes = self.client("sqs").get_queue_attributes(
+                QueueUrl=self.physical(left_in), AttributeNames=list(_QUEUED)
+            )["Attributes"]
+            left = sum(int(attributes.get(name, 0)) for name in _QUEUED)
+            if left:
+                effects[f"SQS message left in {left_in}"] += left
         for job in self._jobs():
             if job["jobId"] not in self._known_jobs:
                 effects[f"Batch job {job['jobName']}"] += 1
@@ -339,14 +405,17 @@ class World:
                 self._taken[_describe_message(name, body)] += 1
 
     def in_progress(self) -> int:
-        """Idempotency records left IN_PROGRESS."""
+        """Idempotency records left IN_PROGRESS that still hold their identity: those a
+        failed attempt marked expired (batchwire.idempotency) block no redelivery."""
         dynamodb = self.client("dynamodb")
         pages = dynamodb.get_paginator("scan").paginate(TableName=self.physical("IdempotencyTable"))
+        now_ms = time.time() * 1000
         return sum(
             1
             for page in pages
             for item in page["Items"]
             if item.get("status", {}).get("S") == "INPROGRESS"
+            and float(item.get("in_progress_expiration", {}).get("N", "inf")) > now_ms
         )
 
     # ------------------------------------------------------------------ invoking

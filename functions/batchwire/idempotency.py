@@ -6,14 +6,15 @@ A call that finds the same identity in progress (a concurrent delivery) waits fo
 finish, so both deliveries answer with the same result.
 
 An action whose side effect can be looked up (a Recoverable: SubmitJob, whose job carries
-its identity) is also run after an attempt marker: when a delivery finds the marker of an
-earlier attempt whose outcome is unknown (its answer lost, or its result never saved), it
-looks for that attempt's side effect before acting again.
+its identity; RunTask, whose task carries its message's) is looked up before it runs again
+after an earlier attempt whose outcome is unknown: its answer lost, its result never saved,
+or the invocation stopped. Such an attempt leaves its in-progress record behind (a failed
+one marks it expired instead of deleting it, as Powertools would), and the next attempt's
+PutItem, which replaces it, returns it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,7 +105,8 @@ def _call_action(identity: dict[str, str], action: Callable[[], Any]) -> Any:
 
 
 class _Persistence(DynamoDBPersistenceLayer):
-    """Powertools' DynamoDB layer, which knows its own in-progress record again.
+    """Powertools' DynamoDB layer, which knows its own in-progress record again, and tells
+    whether its record replaced an earlier attempt's.
 
     When the answer to the PutItem that writes the record IN_PROGRESS is lost (a read
     timeout), botocore sends it again, and the condition of the second PutItem fails on the
@@ -112,14 +114,64 @@ class _Persistence(DynamoDBPersistenceLayer):
     wait for that delivery and fail. A record IN_PROGRESS holding exactly the expiry times
     this call wrote (to the millisecond: the invocation's deadline) is that record, and the
     call goes on.
+
+    The PutItem returns the item it replaced (``ReturnValues=ALL_OLD``): a record IN_PROGRESS
+    there was written by an attempt that never saved its result. A failed attempt leaves
+    its record so (in-progress expiry 0, the next attempt may replace it at once) instead
+    of deleting it, so that the next attempt knows of it too.
     """
 
+    def __init__(self, table_name: str, boto3_client: Any) -> None:
+        super().__init__(table_name=table_name, boto3_client=boto3_client)
+        #: The last PutItem of a record replaced an unfinished attempt's, or may have (its
+        #: answer was lost and the resent one found this call's own record).
+        self.after_unknown_attempt = False
+        self._putting = False
+        events = self.client.meta.events
+        events.register("before-parameter-build.dynamodb.PutItem", self._return_replaced)
+        events.register("after-call.dynamodb.PutItem", self._note_replaced)
+
     def _put_record(self, data_record: DataRecord) -> None:
+        self.after_unknown_attempt = False
+        self._putting = True
         try:
             super()._put_record(data_record)
         except IdempotencyItemAlreadyExistsError as error:
             if not _same_write(error.old_data_record, data_record):
                 raise
+            self.after_unknown_attempt = True
+        finally:
+            self._putting = False
+
+    def _delete_record(self, data_record: DataRecord) -> None:
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._get_key(data_record.idempotency_key),
+                UpdateExpression="SET #in_progress_expiry = :expired",
+                ConditionExpression="#status = :in_progress",
+                ExpressionAttributeNames={
+                    "#in_progress_expiry": self.in_progress_expiry_attr,
+                    "#status": self.status_attr,
+                },
+                ExpressionAttributeValues={
+                    ":expired": {"N": "0"},
+                    ":in_progress": {"S": STATUS_CONSTANTS["INPROGRESS"]},
+                },
+            )
+        except ClientError as error:  # gone (expired): nothing is left to mark
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
+    def _return_replaced(self, params: dict[str, Any], **_: Any) -> None:
+        if self._putting:
+            params["ReturnValues"] = "ALL_OLD"
+
+    def _note_replaced(self, parsed: dict[str, Any], **_: Any) -> None:
+        if self._putting:
+            replaced = parsed.get("Attributes") or {}
+            status = replaced.get(self.status_attr, {}).get("S")
+            self.after_unknown_attempt = status == STATUS_CONSTANTS["INPROGRESS"]
 
 
 def _same_write(stored: DataRecord | None, written: DataRecord) -> bool:
@@ -173,11 +225,12 @@ class OnceStore:
 
         The result must be JSON-serialisable. Raises IdempotencyAlreadyInProgressError
         when another delivery holds the identity for longer than ``wait_seconds``. A
-        Recoverable action runs after an attempt marker (see the module's docstring).
+        Recoverable action is looked up first after an unfinished attempt (see the
+        module's docstring).
         """
         recover = getattr(action, "recover", None)
         if callable(recover):
-            action = self._after_marker(identity, action, recover)
+            action = self._recovering(action, recover)
         deadline = time.monotonic() + self.wait_seconds
         while True:
             try:
@@ -188,45 +241,16 @@ class OnceStore:
                     raise
                 time.sleep(0.2)
 
-    def _after_marker(
-        self,
-        identity: str,
-        action: Callable[[], ResultT],
-        recover: Callable[[], ResultT | None],
+    def _recovering(
+        self, action: Callable[[], ResultT], recover: Callable[[], ResultT | None]
     ) -> Callable[[], ResultT]:
         def attempt() -> ResultT:
-            if not self._first_attempt(identity):
+            # Only an attempt whose outcome is unknown gets here after another: a finished
+            # one answers from its record first
+            if self.persistence.after_unknown_attempt:
                 found = recover()
                 if found is not None:
                     return found
             return action()
 
         return attempt
-
-    def _first_attempt(self, identity: str) -> bool:
-        """Mark an attempt at ``identity``; False when an earlier attempt left its mark.
-
-        Only an attempt whose outcome is unknown gets this far after another: a finished
-        one answers from its record first. (A marker written by this very attempt, whose
-        answer was lost and which botocore sent again, reads as an earlier one: the lookup
-        then finds nothing, and the action runs.)
-        """
-        digest = hashlib.sha256(identity.encode()).hexdigest()
-        now = int(time.time())
-        key, expiry = self.persistence.key_attr, self.persistence.expiry_attr
-        try:
-            self.persistence.client.put_item(
-                TableName=self.table_name,
-                Item={
-                    key: {"S": f"{self.key_prefix}.attempt#{digest}"},
-                    expiry: {"N": str(now + self.expires_after_seconds)},
-                },
-                ConditionExpression="attribute_not_exists(#key) OR #expiry < :now",
-                ExpressionAttributeNames={"#key": key, "#expiry": expiry},
-                ExpressionAttributeValues={":now": {"N": str(now)}},
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True

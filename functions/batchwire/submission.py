@@ -1,9 +1,10 @@
 """SubmitJob exactly once, although AWS Batch takes no idempotency token.
 
 Every job is tagged with a hash of its submission's identity (``batchwire:submission``). An
-attempt whose outcome is unknown, its answer lost or its result never saved, leaves the
-idempotency table's attempt marker behind (batchwire.idempotency); the next delivery then
-looks for a job of the same name in the same queue carrying that tag before it submits.
+attempt whose outcome is unknown, its answer lost or its result never saved, leaves its
+in-progress idempotency record behind (batchwire.idempotency); the next delivery, which
+replaces it, then looks for a job of the same name in the same queue carrying that tag
+before it submits.
 
 botocore would send a SubmitJob again by itself after a read timeout, a dropped connection
 or a server error, each of which may come after Batch created the job: here it does not.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -86,6 +87,21 @@ def test_a_lost_answer_is_caught_as_a_side_effect_twice(world: World) -> None:
     ]
     assert cell.known_limit is not None
     assert cell.known_limit.anchor == "relaunch-message-answer-lost"
+
+
+def test_a_message_with_no_room_is_put_back_and_starts_no_task(world: World) -> None:
+    # Given the task family at its maximum of running tasks, and a message of WorkQueue
+    scenario = SCENARIOS_BY_KEY["dispatcher-at-capacity"]
+
+    # When the dispatcher gets it
+    clean, sites = run_cell(world, scenario, None)
+
+    # Then it defers it (ChangeMessageVisibility is a call site): no task started, and the
+    # message stays in WorkQueue for its next delivery
+    assert [site.label for site in sites] == ["ecs ListTasks #1", "sqs ChangeMessageVisibility #1"]
+    assert clean.first.done
+    assert clean.first.deferred == 1
+    assert clean.after_first == Counter({"SQS message left in WorkQueue": 1})
 
 
 def test_an_injected_error_reaches_the_caller_in_the_services_own_words(world: World) -> None:

@@ -165,7 +165,7 @@ def test_report_names_used_unused_and_unevaluated_conditions_per_role(proof: Pro
     ]
     assert summaries["SubmitterFunctionRole"].startswith(
         "SubmitterFunctionRole: used batch:DescribeJobs, batch:ListJobs, batch:SubmitJob, "
-        "dynamodb:DeleteItem"
+        "dynamodb:PutItem, dynamodb:UpdateItem"
     )
     # the lookup after a lost SubmitJob answer uses the grants that serve it
     for role in ("SubmitterFunctionRole", "ChainerFunctionRole"):
