@@ -28,7 +28,7 @@ from batchwire.chain_rules import (
 )
 from batchwire.envelopes import check_sqs_event, sns_notification
 from batchwire.errors import RequestError, describe_validation_error
-from batchwire.idempotency import RunOnce, run_once_noting
+from batchwire.idempotency import RunOnce
 from batchwire.jobs import (
     MAX_CONTAINER_OVERRIDES_CHARS,
     JobRequest,
@@ -38,7 +38,7 @@ from batchwire.jobs import (
     submit_job_set,
 )
 from batchwire.sqs_batch import QueueRecord, partial_batch_response
-from batchwire.submission import JobSubmission
+from batchwire.submission import submit_once
 
 if TYPE_CHECKING:
     from mypy_boto3_batch import BatchClient
@@ -581,11 +581,7 @@ def chain_record(
 
         def submit_one(index: int, kwargs: dict[str, Any], rule: ChainRule = rule) -> SubmittedJob:
             identity = f"{record.identity}#{rule.name}#{index}"
-            done = run_once_noting(once, identity, JobSubmission(batch, kwargs, identity))
-            job = SubmittedJob(**done.result, submitted_now=done.ran_now)
-            if job.submitted_now and on_submitted is not None:
-                on_submitted(job)
-            return job
+            return submit_once(once, batch, kwargs, identity, on_submitted)
 
         templates = [job.jobName for job in rule.request.jobs]
         jobs = submit_job_set(submissions, templates, submit_one)

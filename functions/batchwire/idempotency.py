@@ -204,9 +204,6 @@ class OnceStore:
         self.persistence = _Persistence(
             table_name=table_name, boto3_client=boto3_client or boto3.client("dynamodb")
         )
-        self.table_name = table_name
-        self.key_prefix = key_prefix
-        self.expires_after_seconds = expires_after_seconds
         self.wait_seconds = wait_seconds
         self._run = idempotent_function(
             _call_action,

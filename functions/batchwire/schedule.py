@@ -14,7 +14,7 @@ from batchwire.chain_rules import (
     CHAIN_ID_VARIABLE,
 )
 from batchwire.errors import RequestError
-from batchwire.idempotency import RunOnce, run_once_noting
+from batchwire.idempotency import RunOnce
 from batchwire.jobs import (
     JobRequest,
     SubmittedJob,
@@ -23,7 +23,7 @@ from batchwire.jobs import (
     submit_job_set,
 )
 from batchwire.runs import RunRecords, chain_id_for_firing
-from batchwire.submission import JobSubmission
+from batchwire.submission import submit_once
 
 if TYPE_CHECKING:
     from mypy_boto3_batch import BatchClient
@@ -100,12 +100,7 @@ def submit_scheduled_jobs(
     submissions = [_at_chain_start(kwargs, chain_id) for kwargs in submissions]
 
     def submit_one(index: int, kwargs: dict[str, Any]) -> SubmittedJob:
-        identity = f"{firing.identity}#{index}"
-        done = run_once_noting(once, identity, JobSubmission(batch, kwargs, identity))
-        job = SubmittedJob(**done.result, submitted_now=done.ran_now)
-        if job.submitted_now and on_submitted is not None:
-            on_submitted(job)
-        return job
+        return submit_once(once, batch, kwargs, f"{firing.identity}#{index}", on_submitted)
 
     jobs = submit_job_set(submissions, [job.jobName for job in firing.request.jobs], submit_one)
     if runs is not None:

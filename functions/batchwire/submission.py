@@ -16,11 +16,12 @@ which never reach Batch, are still retried by botocore.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
+from batchwire.idempotency import RunOnce, run_once_noting
 from batchwire.jobs import SubmittedJob, submit_via
 
 if TYPE_CHECKING:
@@ -36,6 +37,27 @@ _DESCRIBE_AT_ONCE = 100
 def submission_token(identity: str) -> str:
     """The value of a job's SUBMISSION_TAG: 32 hex characters of the identity's hash."""
     return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
+def submit_once(
+    once: RunOnce,
+    batch: BatchClient,
+    kwargs: Mapping[str, Any],
+    identity: str,
+    on_submitted: Callable[[SubmittedJob], None] | None = None,
+) -> SubmittedJob:
+    """SubmitJob ``kwargs`` once per ``identity``: a redelivery gets the job submitted first.
+
+    ``on_submitted`` is called with a job submitted now (or found after an attempt no
+    delivery reported) as soon as its record is saved, before a later job may fail the
+    delivery: the redelivery then replays it from its record, and must not be the first to
+    count it.
+    """
+    done = run_once_noting(once, identity, JobSubmission(batch, kwargs, identity))
+    job = SubmittedJob(**done.result, submitted_now=done.ran_now)
+    if job.submitted_now and on_submitted is not None:
+        on_submitted(job)
+    return job
 
 
 class JobSubmission:
